@@ -1,0 +1,35 @@
+# reprobook: `make book` builds the book, `make test` runs the tests (both set up .venv).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= small
+CHAPTER ?= all
+export REPRO_DATA ?= $(abspath ../shared/data)
+
+.PHONY: venv book test chapter bench clean
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==26.3
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed
+
+book: venv
+	$(BIN)/python -m reprobook.cli book --profile $(PROFILE)
+
+chapter: venv
+	$(BIN)/python -m reprobook.cli run $(CHAPTER) --profile $(PROFILE)
+
+test: venv
+	$(BIN)/python -m jupytext --quiet --to ipynb notebooks/*.py book/summary.py book/status.py
+	REPRO_QUIET=1 $(BIN)/python -m pytest -q tests
+	REPRO_QUIET=1 $(BIN)/python -m pytest -q --nbval-lax notebooks book/summary.ipynb book/status.ipynb
+
+bench: venv
+	$(BIN)/python benchmarks/bench_gsc.py
+
+clean:
+	rm -rf _build

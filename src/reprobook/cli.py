@@ -1,0 +1,109 @@
+"""Command line: run chapters with papermill, build the book.
+
+    python -m reprobook.cli run gsc --profile full     # one chapter (or: all)
+    python -m reprobook.cli book --profile small       # every chapter, then the HTML book
+
+Executed notebooks go to ``_build/executed/`` (never over ``notebooks/*.ipynb``); the book
+is assembled from them in ``_build/site/`` and rendered by Jupyter Book 1.x into
+``_build/html/`` with warnings as errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .book import CHAPTERS
+from .profiles import PROFILE_NAMES
+from .results import REPO_ROOT
+
+BUILD = REPO_ROOT / "_build"
+EXECUTED = BUILD / "executed"
+PAGES = ("summary", "status")  # book/ notebooks, executed after the chapters
+
+
+def sync_notebooks() -> None:
+    """Regenerate every paired .ipynb from its .py (the .py is the source of truth)."""
+    sources = sorted((REPO_ROOT / "notebooks").glob("*.py")) + \
+        [REPO_ROOT / "book" / f"{p}.py" for p in PAGES]
+    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb",
+                    *map(str, sources)], check=True)
+
+
+def execute(src: Path, dst: Path, parameters: dict) -> float:
+    import papermill as pm
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
+                        cwd=str(src.parent), progress_bar=False, log_output=False)
+    return time.perf_counter() - t0
+
+
+def run_chapters(chapters: list[str], profile: str, seed: int, device: str) -> None:
+    os.environ.setdefault("REPRO_QUIET", "1")
+    for ch in chapters:
+        src = REPO_ROOT / "notebooks" / f"{ch}.ipynb"
+        secs = execute(src, EXECUTED / "notebooks" / f"{ch}.ipynb",
+                       {"profile": profile, "seed": seed, "device": device})
+        print(f"{ch}: executed at profile {profile} in {secs:.1f} s")
+
+
+def build_book(profile: str, seed: int, device: str) -> Path:
+    sync_notebooks()
+    run_chapters(list(CHAPTERS), profile, seed, device)
+    os.environ["REPRO_EXECUTED"] = str(EXECUTED)
+    for page in PAGES:
+        secs = execute(REPO_ROOT / "book" / f"{page}.ipynb", EXECUTED / "book" / f"{page}.ipynb",
+                       {"profile": profile})
+        print(f"{page}: executed in {secs:.1f} s")
+    site = BUILD / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    (site / "book").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO_ROOT / name, site / name)
+    for f in (REPO_ROOT / "book").iterdir():
+        if f.suffix in (".md", ".bib", ".png", ".svg"):
+            shutil.copy(f, site / "book" / f.name)
+    shutil.copytree(EXECUTED / "notebooks", site / "notebooks")
+    for page in PAGES:
+        shutil.copy(EXECUTED / "book" / f"{page}.ipynb", site / "book" / f"{page}.ipynb")
+    out = BUILD / "html"
+    if out.exists():
+        shutil.rmtree(out)
+    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(site), "--path-output",
+                    str(BUILD / "jb"), "-W", "--keep-going"], check=True)
+    shutil.copytree(BUILD / "jb" / "_build" / "html", out)
+    print(f"book written to {out / 'index.html'}")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="reprobook", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute one chapter (or all) with papermill")
+    r.add_argument("chapter", choices=[*CHAPTERS, "all"])
+    b = sub.add_parser("book", help="execute every chapter and build the HTML book")
+    for p in (r, b):
+        p.add_argument("--profile", choices=PROFILE_NAMES, default="small")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        sync_notebooks()
+        run_chapters(list(CHAPTERS) if args.chapter == "all" else [args.chapter],
+                     args.profile, args.seed, args.device)
+    else:
+        build_book(args.profile, args.seed, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The results store: one JSON record per experiment run, written atomically.
+
+A record holds the values an experiment computed together with its config, profile,
+seed and provenance (git commit, hardware, package versions, runtime, data source).
+A rerun with the same (experiment, config) reuses the record unless ``force=True``;
+a grid stores one record per cell, so an interrupted grid resumes where it stopped.
+
+Two roots are searched:
+- the *work* root (``$REPRO_RESULTS`` or ``<repo>/_build/results``), written by every run;
+- the committed root ``<repo>/results`` holding full-profile records, which the book
+  shows (labelled with their provenance) when present.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "powerlaw",
+            "papermill", "jupyter-book")
+
+
+class CorruptRecord(RuntimeError):
+    """A results file exists but cannot be read."""
+
+
+def work_root() -> Path:
+    return Path(os.environ.get("REPRO_RESULTS", REPO_ROOT / "_build" / "results"))
+
+
+def committed_root() -> Path:
+    return REPO_ROOT / "results"
+
+
+def config_hash(config: dict) -> str:
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("+dirty" if dirty else "")
+
+
+def hardware() -> dict:
+    info = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+    if info["cuda"]:
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def package_versions(names=PACKAGES) -> dict:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=True, default=float)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_record(path: Path) -> dict:
+    try:
+        with open(path) as fh:
+            rec = json.load(fh)
+    except (OSError, json.JSONDecodeError) as err:
+        raise CorruptRecord(f"results file {path} is unreadable ({err}); delete it and rerun "
+                            "the experiment to recompute it") from err
+    for key in ("experiment", "values", "config", "provenance"):
+        if key not in rec:
+            raise CorruptRecord(f"results file {path} lacks {key!r}; delete it and rerun")
+    return rec
+
+
+class Store:
+    """Read and write records under a root folder: ``<root>/<profile>/<experiment>/<hash>.json``."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else work_root()
+
+    def path(self, experiment: str, config: dict, profile: str) -> Path:
+        return self.root / profile / experiment / f"{config_hash(config)}.json"
+
+    def load(self, experiment: str, config: dict, profile: str) -> dict | None:
+        p = self.path(experiment, config, profile)
+        return read_record(p) if p.exists() else None
+
+    def save(self, experiment: str, config: dict, profile: str, seed: int, values: dict,
+             runtime_s: float, data_source: str | None = None) -> dict:
+        rec = {
+            "experiment": experiment, "config": config, "config_hash": config_hash(config),
+            "profile": profile, "seed": seed, "values": values,
+            "provenance": {
+                "commit": git_commit(), "hardware": hardware(), "packages": package_versions(),
+                "runtime_s": round(runtime_s, 3), "data_source": data_source,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        }
+        atomic_write_json(self.path(experiment, config, profile), rec)
+        return rec
+
+    def run(self, experiment: str, config: dict, profile: str, seed: int,
+            fn: Callable[[], dict], force: bool = False, data_source: str | None = None) -> dict:
+        """Return the stored record for this config, or run ``fn()`` and store its values."""
+        if not force:
+            rec = self.load(experiment, config, profile)
+            if rec is not None:
+                rec["reused"] = True
+                return rec
+        t0 = time.perf_counter()
+        out = fn()
+        if isinstance(out, tuple):  # (values, data_source)
+            out, data_source = out
+        rec = self.save(experiment, config, profile, seed, out, time.perf_counter() - t0,
+                        data_source)
+        rec["reused"] = False
+        return rec
+
+    def records(self, experiment: str | None = None, profile: str | None = None) -> list[dict]:
+        """Every record under the root, optionally filtered; newest first."""
+        pattern = f"{profile or '*'}/{experiment or '*'}/*.json"
+        recs = [read_record(p) for p in self.root.glob(pattern)]
+        return sorted(recs, key=lambda r: r["provenance"].get("finished", ""), reverse=True)
+
+    def checkpoint_path(self, experiment: str, config: dict, profile: str) -> Path:
+        """Where a long run keeps its resumable state (removed once the record is saved)."""
+        return self.root / profile / experiment / f"{config_hash(config)}.ckpt.pt"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a torn file from a killed run: start over, say so
+        print(f"checkpoint {path} unreadable ({err}); starting that run from scratch")
+        return None
+
+
+def best_records(experiment: str, profile: str) -> tuple[list[dict], str]:
+    """The records the book should show: committed full-profile ones when present,
+    else this build's records at ``profile``. Returns (records, label)."""
+    full = Store(committed_root()).records(experiment, "full")
+    if full:
+        return full, "full (committed results/)"
+    return Store().records(experiment, profile), profile
