@@ -25,6 +25,7 @@ seed = 0
 device = "auto"
 
 # %% tags=["remove-input"]
+_new = set(globals()) - _before  # parameters, declared or injected
 from IPython.display import Markdown, display
 
 from reprobook import book

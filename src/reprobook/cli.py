@@ -77,7 +77,7 @@ def build_book(profile: str, seed: int, device: str) -> Path:
     out = BUILD / "html"
     if out.exists():
         shutil.rmtree(out)
-    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(site), "--path-output",
+    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output",
                     str(BUILD / "jb"), "-W", "--keep-going"], check=True)
     shutil.copytree(BUILD / "jb" / "_build" / "html", out)
     print(f"book written to {out / 'index.html'}")

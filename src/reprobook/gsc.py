@@ -252,13 +252,13 @@ def fast_layer_stats(model: MLP, x: torch.Tensor, y: torch.Tensor, group: int | 
     layer plus a few fused elementwise passes, on a chunk small enough to stay in cache.
     Tested against the autograd version (tests/test_gsc.py).
     """
-    if model.norm_position != "pre":
-        return layer_stats(model, x, y, dot_error, group)
+    act = model.arch.rpartition("-")[2]
+    if model.norm_position != "pre" or type(model.act) is not ACTS[act]:
+        return layer_stats(model, x, y, dot_error, group)  # a modified model: use autograd
     n, d_in = x.shape
     b = (group or 100) if model.batch_norm else 1
     if n % b:
         raise ValueError(f"{n} points do not split into groups of {b}")
-    act = model.arch.rpartition("-")[2]
     dim = -1 if model.norm_kind == "layer" else -2
     eps = model.norm.eps if model.norm_kind else 0.0
     weights = [lin.weight.detach() for lin in model.linears]

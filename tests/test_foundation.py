@@ -1,0 +1,187 @@
+"""Results store, claims ledger, profiles and data layer."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprobook import claims, data, profiles, results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------- results store
+def test_store_reuses_and_forces(tmp_path):
+    store = results.Store(tmp_path)
+    calls = []
+    fn = lambda: calls.append(1) or {"x": len(calls)}
+    a = store.run("exp", {"k": 1}, "small", 0, fn)
+    b = store.run("exp", {"k": 1}, "small", 0, fn)
+    c = store.run("exp", {"k": 1}, "small", 0, fn, force=True)
+    assert (a["reused"], b["reused"], c["reused"]) == (False, True, False)
+    assert len(calls) == 2 and c["values"] == {"x": 2}
+    prov = c["provenance"]
+    assert {"commit", "hardware", "packages", "runtime_s", "finished"} <= set(prov)
+
+
+def test_interrupted_grid_resumes(tmp_path):
+    store = results.Store(tmp_path)
+    done = []
+
+    def cell(i):
+        if i == 2 and not done:
+            done.append("boom")
+            raise KeyboardInterrupt
+        return {"i": i}
+    with pytest.raises(KeyboardInterrupt):
+        for i in range(4):
+            store.run("grid", {"i": i}, "small", 0, lambda i=i: cell(i))
+    ran = []
+    for i in range(4):
+        rec = store.run("grid", {"i": i}, "small", 0, lambda i=i: ran.append(i) or cell(i))
+        assert rec["values"] == {"i": i}
+    assert ran == [2, 3]
+
+
+def test_corrupt_record_is_a_clear_error(tmp_path):
+    store = results.Store(tmp_path)
+    path = store.path("exp", {"k": 1}, "small")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(results.CorruptRecord, match="delete it and rerun"):
+        store.load("exp", {"k": 1}, "small")
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "a.json"
+    with pytest.raises(TypeError):
+        results.atomic_write_json(path, {"bad": object()})
+    assert not path.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+# ----------------------------------------------------------------- claims
+def _claim(**kw):
+    return claims.Claim(id="c", chapter="t", statement="s", **kw)
+
+
+@pytest.mark.parametrize("check,ours,expected", [
+    ({"kind": "greater", "value": 1.02}, 1.09, "reproduced"),
+    ({"kind": "greater", "value": 1.02}, 1.0, "not reproduced"),
+    ({"kind": "less", "value": 0.1, "partly": 0.2}, 0.15, "partly"),
+    ({"kind": "between", "lo": 0.97, "hi": 1.03}, 1.1, "not reproduced"),
+    ({"kind": "close", "target": "paper", "rtol": 0.1, "partly_rtol": 0.3}, 2.4, "partly"),
+    ({"kind": "close", "target": "paper", "rtol": 0.1}, 2.05, "reproduced"),
+    ({"kind": "fraction", "min": 1.0, "partly": 0.5}, 2 / 3, "partly"),
+    ({"kind": "true"}, False, "not reproduced"),
+])
+def test_judge(check, ours, expected):
+    assert claims.judge(check, ours, _claim(paper=2.0)) == expected
+
+
+def test_evaluate_marks_missing_experiments_not_run():
+    c = [_claim(ours={"experiment": "e", "key": "a.b"}, check={"kind": "greater", "value": 0}),
+         _claim(ours={"experiment": "missing", "key": "a"}, check={"kind": "true"})]
+    c[1].id = "d"
+    table = claims.evaluate(c, {"e": {"values": {"a": {"b": 1.0}}, "profile": "small",
+                                      "provenance": {"commit": "abc"}}})
+    assert list(table["verdict"]) == ["reproduced", "not run"]
+
+
+@pytest.mark.parametrize("chapter", claims.CHAPTERS)
+def test_every_ledger_loads_and_every_claim_is_checkable(chapter):
+    ledger = claims.load_ledger(chapter)
+    assert ledger
+    for c in ledger:
+        assert c.paper_source or c.report_source, c.id
+        assert c.ours and c.check, c.id
+        if c.check["kind"] == "close":
+            target = c.check.get("target", "paper")
+            assert isinstance(getattr(c, target), (int, float)), c.id
+
+
+# ----------------------------------------------------------------- profiles
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(profiles.ParameterError, match="valid profiles: full, small"):
+        profiles.resolve_profile({"small": {}, "full": {}}, "huge")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(profiles.ParameterError, match="valid parameters: profile, seed, device"):
+        profiles.check_parameters({"profile", "epochs"})
+
+
+def test_device_auto_is_cpu_without_cuda():
+    if not torch.cuda.is_available():
+        assert profiles.resolve_device("auto").type == "cpu"
+        with pytest.raises(profiles.ParameterError):
+            profiles.resolve_device("cuda")
+
+
+def test_cli_rejects_unknown_profile():
+    out = subprocess.run([sys.executable, "-m", "reprobook.cli", "run", "gsc", "--profile", "huge"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "invalid choice" in out.stderr and "small" in out.stderr
+
+
+# ----------------------------------------------------------------- data
+def test_mnist_loads_with_checksums():
+    d = data.load_mnist(download=False)
+    assert d["x_train"].shape == (60000, 1, 28, 28) and d["y_test"].shape == (10000,)
+    assert 0.0 <= float(d["x_train"].min()) and float(d["x_train"].max()) <= 1.0
+    assert torch.bincount(d["y_train"]).tolist()[:2] == [5923, 6742]
+
+
+def test_missing_file_names_file_and_fix(tmp_path):
+    with pytest.raises(data.DataError, match="missing data file .*REPRO_DATA"):
+        data.load_mnist(root=tmp_path, download=False)
+
+
+def test_corrupt_file_is_detected(tmp_path):
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    src = data.data_root() / "MNIST" / "raw"
+    for f in src.iterdir():
+        (tmp_path / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "MD5SUMS").write_text((data.data_root() / "MD5SUMS").read_text())
+    target = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    raw = bytearray(target.read_bytes())
+    raw[100] ^= 1
+    target.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match="corrupt data file .*t10k-labels"):
+        data.load_mnist(root=tmp_path, download=False)
+
+
+def test_uci_split_and_sst():
+    d = data.load_uci("bostonHousing", split=0)
+    assert d["x_train"].shape[1] == 13 and len(d["x_train"]) + len(d["x_test"]) == 506
+    sst = data.load_sst()
+    assert len(sst["train"][0]) == 6920 and len(sst["test"][0]) == 1821
+
+
+def test_cifar_source_is_recorded():
+    d = data.load_cifar10(download=False)
+    assert d["x_train"].shape == (50000, 3, 32, 32) and d["x_test"].shape == (10000, 3, 32, 32)
+    assert "JPEG" in d["source"] or "original" in d["source"]
+    assert torch.bincount(d["y_test"]).tolist() == [1000] * 10
+
+
+# ----------------------------------------------------------------- repository hygiene
+def test_environment_yml_mirrors_requirements():
+    reqs = {l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")}
+    env = {l.strip()[2:] for l in (ROOT / "environment.yml").read_text().splitlines()
+           if l.strip().startswith("- ") and "==" in l}
+    assert reqs == env
+
+
+def test_paired_notebooks_are_in_sync():
+    import jupytext
+    for py in list((ROOT / "notebooks").glob("*.py")) + [ROOT / "book/summary.py", ROOT / "book/status.py"]:
+        ipynb = py.with_suffix(".ipynb")
+        assert ipynb.exists(), f"{ipynb} missing: run jupytext --to ipynb {py}"
+        a, b = jupytext.read(py), jupytext.read(ipynb)
+        assert [c.source for c in a.cells] == [c.source for c in b.cells], py.name
+        params = [c for c in a.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1 and 'profile = "small"' in params[0].source
