@@ -30,6 +30,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_gsc.py
+	$(BIN)/python benchmarks/bench_htsr.py
 
 clean:
 	rm -rf _build

@@ -26,6 +26,8 @@ from IPython.display import Markdown, display
 
 from reprobook import book, claims
 
+book.show_whole_tables()
+
 tables = {ch: book.verdicts(ch, profile, columns=None)[0] for ch in book.CHAPTERS}
 counts = pd.DataFrame({ch: claims.counts(t) for ch, t in tables.items()}).T
 counts["claims"] = counts.sum(axis=1)

@@ -41,8 +41,14 @@ def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "au
 
     run = setup(chapter, profiles_of(chapter), profile, seed, device, new_names)
     use_style()
+    show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
     return run
+
+
+def show_whole_tables() -> None:
+    """Tables (verdicts above all) are shown whole in the book, never elided with '...'."""
+    pd.set_option("display.max_rows", 1000)
 
 
 def quiet() -> bool:
