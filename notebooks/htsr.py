@@ -270,9 +270,10 @@ pd.DataFrame({"time": speed})
 #   matrix gets a meaningless large α (the null model above).
 # - **Scale.** The authors trained 10 runs per batch size for up to 100 epochs on 50,000
 #   images. At batch size 2 that is 2.5 million steps per run, several GPU-hours per batch
-#   size (see the speed table for this CPU). The `small` profile trains a few epochs on 2,000
-#   images. That shows the accuracy trend and the first movement of the FC spectra, but not
-#   the late phases. `full` is the authors' protocol. No GPU was available to this build.
+#   size (see the speed table for this CPU). The `small` profile runs every batch size of the
+#   ledger for 4 epochs on 1,000 images, one run each: about 1/1000 of the authors' steps at
+#   batch size 2. How far the FC spectra move at that budget is in the tables above. `full`
+#   is the authors' protocol. No GPU was available to this build.
 # - **Offline weights.** The pretrained ImageNet AlexNet cannot be downloaded here, so its
 #   claims read *not run*. The code path (torchvision's URL, or a copy in
 #   `$REPRO_DATA/weights/`) is in `pretrained_weights`.

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 PROFILES = {
     "small": {"lenet_epochs": 2, "lenet_train": 12000,
-              "mini_batches": [4, 16, 100, 500], "mini_train": 2000, "mini_test": 2000,
+              "mini_batches": [2, 4, 8, 16, 32, 50, 100, 150, 250, 500, 1000],
+              "mini_train": 1000, "mini_test": 2000,
               "mini_epochs": 4, "mini_runs": 1,
               "pretrained": ["mobilenet_v2", "efficientnet_lite0", "minilm", "alexnet"]},
     "full": {"lenet_epochs": 20, "lenet_train": 60000,
@@ -440,6 +441,15 @@ def summary(df: pd.DataFrame) -> dict:
 
 
 # ----------------------------------------------------------------------------- plots
+def _finish(ax, spec: Spectrum, title):
+    ax.set_xlabel(f"eigenvalue of {spec.units}")
+    ax.set_ylabel("density")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_esd(spec: Spectrum, mp: MPFit | None = None, ax=None, bins: int = 100, title=None,
              xlim=None):
     """Density histogram of the ESD with the fitted MP density (spec §1.3 figures)."""
@@ -456,12 +466,7 @@ def plot_esd(spec: Spectrum, mp: MPFit | None = None, ax=None, bins: int = 100, 
         ax.plot(lam, mp_density(lam, spec.Q, mp.sigma) * share, color="C3",
                 label=f"MP fit, $\\sigma$={mp.sigma:.3g}")
         ax.axvline(mp.edge_tw, color="C3", ls=":", lw=1, label="TW edge")
-    ax.set_xlabel(f"eigenvalue of {spec.units}")
-    ax.set_ylabel("density")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, spec, title)
 
 
 def plot_tail(spec: Spectrum, pl: PowerLawFit | None = None, ax=None, bins: int = 100, title=None):
@@ -481,12 +486,7 @@ def plot_tail(spec: Spectrum, pl: PowerLawFit | None = None, ax=None, bins: int 
         ax.loglog(lam, share * (pl.alpha - 1) / pl.xmin * (lam / pl.xmin) ** (-pl.alpha),
                   color="C3", label=f"PL fit, $\\alpha$={pl.alpha:.2f}")
         ax.axvline(pl.xmin, color="C3", ls=":", lw=1, label="$x_{min}$")
-    ax.set_xlabel(f"eigenvalue of {spec.units}")
-    ax.set_ylabel("density")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, spec, title)
 
 
 def sweep_table(out: dict, layer: str) -> pd.DataFrame:
@@ -517,8 +517,12 @@ def plot_sweep_esds(out: dict, layer: str, xlim=None):
 
     bs = out["batches"]
     n, m = {"fc1": (4096, 384), "fc2": (384, 192)}[layer]
-    fig, axes = plt.subplots(1, len(bs), figsize=(3.2 * len(bs), 2.8), squeeze=False)
-    for ax, b in zip(axes[0], bs):
+    cols = min(4, len(bs))
+    rows = -(-len(bs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(bs):]:
+        ax.set_visible(False)
+    for ax, b in zip(axes.flat, bs):
         spec = Spectrum(np.asarray(out["evals"][layer][str(b)]), N=n, M=m)
         plot_esd(spec, ax=ax, bins=60, title=f"{layer.upper()}, batch {b}: {out[layer]['phase'][str(b)]}",
                  xlim=xlim)
