@@ -158,12 +158,8 @@ pd.DataFrame({
 
 # %%
 cifar = data.load_cifar10()
-mcfg = {k: run[k] for k in run.settings if k.startswith("mini")} | {"seed": run.seed}
-mini_rec = store.run("htsr_minialexnet", mcfg, run.profile, run.seed,
-                     lambda: htsr.run_minialexnet(store, run.profile, run.seed, run.settings,
-                                                  cifar, device=run.device, progress=book.progress),
-                     data_source=cifar["source"])
-mini = mini_rec["values"]
+mini = htsr.run_minialexnet(store, run.profile, run.seed, run.settings, cifar,
+                            device=run.device, progress=book.progress)
 fig = htsr.plot_sweep_metrics(mini)
 
 # %% tags=["remove-input"]
@@ -173,7 +169,8 @@ display(Markdown(
     f"per batch size (the authors: 50,000 / 10,000, up to 100 epochs, 10 runs). Best test "
     f"accuracy at batch size **{mini['best_batch']}**; Spearman rank correlation with batch "
     f"size: test accuracy {mini['test_acc_spearman']:+.2f}, FC1 $\\alpha$ "
-    f"{mini['alpha_spearman']:+.2f}. FC1 phases seen: {', '.join(mini['phases_seen'])}."))
+    f"{mini['alpha_spearman']:+.2f}, FC1 stable rank {mini['stable_rank_spearman']:+.2f}. "
+    f"FC1 phases seen: {', '.join(mini['phases_seen'])}."))
 acc = pd.DataFrame({"train (ours)": mini["train_acc"], "test (ours)": mini["test_acc"]})
 acc.index = acc.index.astype(int)
 acc.index.name = "batch"
@@ -245,6 +242,10 @@ for name, sec in pre["seconds"].items():
 for b, sec in mini["epoch_s"].items():
     speed[f"MiniAlexNet epoch at batch {b}, scaled to 50,000 images"] = \
         f"{sec * 50000 / run['mini_train']:.0f} s"
+full = htsr.PROFILES["full"]
+full_days = sum(mini["epoch_s"][str(b)] * 50000 / run["mini_train"] * full["mini_epochs"]
+                * full["mini_runs"] for b in full["mini_batches"] if str(b) in mini["epoch_s"]) / 86400
+speed["projected full sweep on this machine (batch sizes timed here)"] = f"{full_days:.0f} days"
 pd.DataFrame({"time": speed})
 
 # %% [markdown]
