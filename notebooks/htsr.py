@@ -264,6 +264,9 @@ pd.DataFrame({"time": speed})
 #   and did not use their own dictionary consistently (spec §3.2). Our rules are explicit and
 #   tested, but they cannot be the authors' eye, so a phase mismatch can come from the
 #   labelling as well as from the network.
+# - **One of the authors' figures is wrong.** Their "FC2 stable rank / soft rank vs batch
+#   size" figure plots FC1 eigenvalues with FC2 spike counts (spec §3.4). We computed FC2
+#   from FC2 and did not use that figure as a target.
 # - **α per batch size has no source in the paper.** The authors assigned phases from MP
 #   fits and soft ranks. The report's α table is the report's own and is our only target.
 # - **Fitting choices move α.** Changing $x_{min}$ or $x_{max}$, keeping or dropping zero

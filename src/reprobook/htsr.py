@@ -531,12 +531,13 @@ def plot_sweep_esds(out: dict, layer: str, xlim=None):
 
 
 def plot_sweep_metrics(out: dict):
-    """Accuracy (report §3.4) and FC1 spectral metrics against batch size."""
+    """Accuracy (report §3.4) and the FC1/FC2 spectral metrics against batch size: PL alpha,
+    MP soft rank and the stable rank relative to the largest batch (the authors' figure)."""
     import matplotlib.pyplot as plt
 
     bs = out["batches"]
     k = [str(b) for b in bs]
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.2))
     ax[0].plot(bs, [out["train_acc"][i] for i in k], "o-", label="train")
     ax[0].plot(bs, [out["test_acc"][i] for i in k], "s-", label="test")
     ax[0].set(xscale="log", xlabel="batch size", ylabel="accuracy", title="Generalisation gap")
@@ -544,10 +545,14 @@ def plot_sweep_metrics(out: dict):
     for layer in ("fc1", "fc2"):
         ax[1].plot(bs, [out[layer]["alpha"][i] for i in k], "o-", label=layer.upper())
         ax[2].plot(bs, [out[layer]["soft_rank"][i] for i in k], "o-", label=layer.upper())
+        sr = [out[layer]["stable_rank"][i] for i in k]
+        ax[3].plot(bs, np.asarray(sr) / sr[-1], "o-", label=layer.upper())
     ax[1].set(xscale="log", xlabel="batch size", ylabel=r"power-law $\alpha$", title="PL exponent")
     ax[2].set(xscale="log", xlabel="batch size", ylabel=r"$\lambda^+/\lambda_{max}$", title="MP soft rank")
-    ax[1].legend()
-    ax[2].legend()
+    ax[3].set(xscale="log", xlabel="batch size", ylabel="stable rank / at largest batch",
+              title="Stable rank (relative)")
+    for a in ax[1:]:
+        a.legend()
     fig.tight_layout()
     return fig
 
