@@ -312,7 +312,8 @@ def test_cli_formats_and_errors(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a model")
     assert htsr.main([str(bad)]) == 2
-    assert "not a readable model file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a readable model file" in err and "--trust" not in err
     assert htsr.main([str(tmp_path / "missing.pt")]) == 2
     assert "no such file" in capsys.readouterr().err
     whole = tmp_path / "whole.pt"

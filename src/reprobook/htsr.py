@@ -1031,11 +1031,17 @@ def load_weights_file(path: str, trust: bool = False):
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
+        with open(p, "rb") as fh:
+            head = fh.read(4)
+        if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch zip or legacy pickle
+            raise ValueError("not a PyTorch (.pt/.pth/.bin), .safetensors, .npy or .npz file")
         obj = torch.load(p, map_location="cpu", weights_only=not trust)
     except Exception as err:
-        hint = ("" if trust else " If it is a whole pickled model you trust, pass --trust.")
+        pickled = "weights only load failed" in str(err).lower()
+        hint = " If it is a whole pickled model you trust, pass --trust." if pickled and not trust else ""
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(err).splitlines()[0])[:200]  # no ANSI codes
         raise ValueError(f"{path} is not a readable model file ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]}).{hint}") from err
+                         f"{first}).{hint}") from err
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), (dict, nn.Module)):
             obj = obj[key]
