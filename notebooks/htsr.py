@@ -138,16 +138,9 @@ htsr.plot_tail(spec, ax=ax[1], title="LeNet5 FC1: log-log tail and power-law fit
 fig.tight_layout()
 
 # %% tags=["remove-input"]
-f1 = lv["fc1"]
 display(Markdown(f"{run['lenet_epochs']} epochs on {run['lenet_train']:,} MNIST images "
-                 f"(the report: 20 epochs, 60,000): train accuracy {lv['train_acc']:.4f}, test "
-                 f"{lv['test_acc']:.4f} (paper 0.9924, report 0.98)."))
-pd.DataFrame({
-    "paper (ISR LeNet5 notebook)": ["Bulk+Spikes", "–", "25 (hand-chosen)", "1.2946", "≈ 3.5", "≈ 23"],
-    "report §3.1": ["heavy-tailed", "7.882", "–", "–", "–", "–"],
-    "ours": [f1["phase"], f"{f1['alpha']:.3f} ± {f1['alpha_sigma']:.3f}", f"{f1['spikes']}",
-             f"{f1['sigma_mp']:.4f}", f"{f1['lambda_plus']:.2f}", f"{f1['lambda_max']:.2f}"],
-}, index=["phase", "PL alpha", "spikes", "MP sigma", "lambda+", "lambda_max"])
+                 f"(the report: 20 epochs, 60,000); train accuracy {lv['train_acc']:.4f}."))
+htsr.lenet5_table(lv)
 
 # %% [markdown]
 # ### Experiment 2: MiniAlexNet batch-size sweep on CIFAR-10 (report §3.3–3.4)
@@ -218,15 +211,7 @@ if "alexnet" in pre["tables"]:
     display(pd.DataFrame(alex).T[["alpha", "D", "soft_rank", "spikes", "phase"]])
 
 # %%
-fig, axes = plt.subplots(1, max(len(pre["tables"]), 1), figsize=(4 * max(len(pre["tables"]), 1), 3),
-                         squeeze=False)
-for ax, (name, df) in zip(axes[0], pre["tables"].items()):
-    ok = df[df["fit_ok"]]
-    ax.hist(ok["alpha"].clip(upper=12), bins=np.arange(1, 12.5, 0.5))
-    ax.axvspan(2, 4, color="C2", alpha=0.15, label="2 ≤ α ≤ 4")
-    ax.set(title=f"{name}: {len(ok)} layers", xlabel="PL α (clipped at 12)", ylabel="layers")
-    ax.legend(fontsize=8)
-fig.tight_layout()
+fig = htsr.plot_alpha_histograms(pre["tables"])
 
 # %% [markdown]
 # ### Speed
@@ -236,17 +221,7 @@ fig.tight_layout()
 # epochs at batch sizes 2 and 500.
 
 # %% tags=["remove-input"]
-speed = {f"analyse a 4096×9216 Gaussian matrix": f"{null_seconds:.1f} s"}
-for name, sec in pre["seconds"].items():
-    speed[f"analyse every layer of {name} ({len(pre['tables'][name])} layers)"] = f"{sec:.1f} s"
-for b, sec in mini["epoch_s"].items():
-    speed[f"MiniAlexNet epoch at batch {b}, scaled to 50,000 images"] = \
-        f"{sec * 50000 / run['mini_train']:.0f} s"
-full = htsr.PROFILES["full"]
-full_days = sum(mini["epoch_s"][str(b)] * 50000 / run["mini_train"] * full["mini_epochs"]
-                * full["mini_runs"] for b in full["mini_batches"] if str(b) in mini["epoch_s"]) / 86400
-speed["projected full sweep on this machine (batch sizes timed here)"] = f"{full_days:.0f} days"
-pd.DataFrame({"time": speed})
+htsr.speed_table(null_seconds, pre, mini, run["mini_train"])
 
 # %% [markdown]
 # ## What was easy
@@ -277,7 +252,8 @@ pd.DataFrame({"time": speed})
 #   size (see the speed table for this CPU). The `small` profile runs every batch size of the
 #   ledger for 4 epochs on 1,000 images, one run each: about 1/1000 of the authors' steps at
 #   batch size 2. How far the FC spectra move at that budget is in the tables above. `full`
-#   is the authors' protocol. No GPU was available to this build.
+#   is the authors' protocol, meant for a GPU; the profile and device of this run are
+#   stated at the top of the chapter.
 # - **Offline weights.** The pretrained ImageNet AlexNet cannot be downloaded here, so its
 #   claims read *not run*. The code path (torchvision's URL, or a copy in
 #   `$REPRO_DATA/weights/`) is in `pretrained_weights`.

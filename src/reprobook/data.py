@@ -51,7 +51,12 @@ def cache_dir() -> Path:
 
 
 def md5(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.md5()
+    return digest(path, "md5", chunk)
+
+
+def digest(path: Path, algorithm: str = "md5", chunk: int = 1 << 22) -> str:
+    """Hex digest of a file, read in chunks (md5 for MD5SUMS, sha256 for weight files)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)

