@@ -1,4 +1,4 @@
-"""Results store, claims ledger, profiles and data layer."""
+"""Results store, profiles and data layer (the claims ledger: test_claims.py)."""
 import json
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reprobook import claims, data, profiles, results
+from reprobook import data, profiles, results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,46 +60,6 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     with pytest.raises(TypeError):
         results.atomic_write_json(path, {"bad": object()})
     assert not path.exists() and not list(tmp_path.glob("*.tmp"))
-
-
-# ----------------------------------------------------------------- claims
-def _claim(**kw):
-    return claims.Claim(id="c", chapter="t", statement="s", **kw)
-
-
-@pytest.mark.parametrize("check,ours,expected", [
-    ({"kind": "greater", "value": 1.02}, 1.09, "reproduced"),
-    ({"kind": "greater", "value": 1.02}, 1.0, "not reproduced"),
-    ({"kind": "less", "value": 0.1, "partly": 0.2}, 0.15, "partly"),
-    ({"kind": "between", "lo": 0.97, "hi": 1.03}, 1.1, "not reproduced"),
-    ({"kind": "close", "target": "paper", "rtol": 0.1, "partly_rtol": 0.3}, 2.4, "partly"),
-    ({"kind": "close", "target": "paper", "rtol": 0.1}, 2.05, "reproduced"),
-    ({"kind": "fraction", "min": 1.0, "partly": 0.5}, 2 / 3, "partly"),
-    ({"kind": "true"}, False, "not reproduced"),
-])
-def test_judge(check, ours, expected):
-    assert claims.judge(check, ours, _claim(paper=2.0)) == expected
-
-
-def test_evaluate_marks_missing_experiments_not_run():
-    c = [_claim(ours={"experiment": "e", "key": "a.b"}, check={"kind": "greater", "value": 0}),
-         _claim(ours={"experiment": "missing", "key": "a"}, check={"kind": "true"})]
-    c[1].id = "d"
-    table = claims.evaluate(c, {"e": {"values": {"a": {"b": 1.0}}, "profile": "small",
-                                      "provenance": {"commit": "abc"}}})
-    assert list(table["verdict"]) == ["reproduced", "not run"]
-
-
-@pytest.mark.parametrize("chapter", claims.CHAPTERS)
-def test_every_ledger_loads_and_every_claim_is_checkable(chapter):
-    ledger = claims.load_ledger(chapter)
-    assert ledger
-    for c in ledger:
-        assert c.paper_source or c.report_source, c.id
-        assert c.ours and c.check, c.id
-        if c.check["kind"] == "close":
-            target = c.check.get("target", "paper")
-            assert isinstance(getattr(c, target), (int, float)), c.id
 
 
 # ----------------------------------------------------------------- profiles

@@ -1,25 +1,39 @@
 """The claims ledger: every number and conclusion of the papers and reports, as data.
 
-Ledger files live in ``reprobook/ledger/<chapter>.yaml``. A claim names its sources
-(``paper_source``, ``report_source``), the published values (``paper``, ``report``), where
-our number comes from (``ours: {experiment, key}``, a dotted path into a results record's
-``values``) and a ``check`` that turns our number into a verdict. Verdicts are computed
-here and nowhere else:
+Ledger files live in ``reprobook/ledger/<chapter>.yaml``. A claim names its sources and the
+published values (``paper``/``paper_source``, ``report``/``report_source``, and
+``reference``/``reference_source`` for third-party numbers), where our number comes from
+(``ours: {experiment, key}``, a dotted path into a results record's ``values``), a ``check``
+that turns our number into a verdict (``check_paper``/``check_report`` override it for one
+column), and what a run must satisfy before the check means anything: ``needs`` (budget
+conditions on the record) and ``sanity`` (the experiment did its job). Verdicts are computed
+here and nowhere else, one per source column:
 
 - ``reproduced``, ``partly``, ``not reproduced``: from the check;
-- ``not run``: no result for that experiment exists (the claim's ``not_run_reason`` says why).
+- ``inconclusive``: a ``needs`` or ``sanity`` condition failed (or our value is NaN, or a trend
+  has too few points): the test cannot discriminate in this run; the row says why;
+- ``not run``: no record of that experiment exists, or the record lacks the key;
+- ``info``: a ``kind: info`` claim, shown but never judged.
 """
 from __future__ import annotations
 
 import math
+import operator
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 
 import pandas as pd
 import yaml
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run", "info")
 CHAPTERS = ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr")
+SOURCES = ("paper", "report")
+CHECK_KINDS = ("greater", "less", "between", "close", "true", "fraction", "trend", "info")
+
+
+class LedgerError(ValueError):
+    """A ledger entry is malformed (caught when the ledger is loaded)."""
 
 
 @dataclass
@@ -31,24 +45,109 @@ class Claim:
     paper: object = None
     report_source: str | None = None
     report: object = None
+    reference_source: str | None = None
+    reference: object = None
     ours: dict | None = None
     check: dict | None = None
+    check_paper: dict | None = None
+    check_report: dict | None = None
+    needs: list = field(default_factory=list)
+    sanity: list = field(default_factory=list)
     not_run_reason: str | None = None
     note: str | None = None
     extra: dict = field(default_factory=dict)
 
+    def sources(self) -> list[str]:
+        """The source columns this claim has a value for (``paper``, ``report``)."""
+        return [s for s in SOURCES if getattr(self, s) is not None]
 
+    def check_for(self, source: str | None) -> dict | None:
+        """The check of one verdict column (its override, else ``check``)."""
+        return (getattr(self, f"check_{source}") if source else None) or self.check
+
+
+# ----------------------------------------------------------------------------- loading
 def load_ledger(chapter: str) -> list[Claim]:
     text = resources.files("reprobook.ledger").joinpath(f"{chapter}.yaml").read_text()
     doc = yaml.safe_load(text)
     claims = []
     for raw in doc["claims"]:
+        raw = dict(raw)
         known = {k: raw.pop(k) for k in list(raw) if k in Claim.__dataclass_fields__}
         claims.append(Claim(chapter=chapter, **known, extra=raw))
     ids = [c.id for c in claims]
-    if len(ids) != len(set(ids)):
-        raise ValueError(f"duplicate claim ids in ledger {chapter}")
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise LedgerError(f"duplicate claim ids in ledger {chapter}: {', '.join(dup)}")
+    for c in claims:
+        validate(c)
     return claims
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate(c: Claim) -> None:
+    """Reject what would make a verdict meaningless: unknown kinds, ``true`` checks without
+    a stated criterion, ``close`` checks against a non-number, and two sources that say
+    different things judged by one check."""
+    where = f"ledger {c.chapter}, claim {c.id}"
+    for name in ("check", "check_paper", "check_report"):
+        chk = getattr(c, name)
+        if chk is None:
+            continue
+        kind = chk.get("kind")
+        if kind not in CHECK_KINDS:
+            raise LedgerError(f"{where}: {name} has unknown kind {kind!r} (kinds: {', '.join(CHECK_KINDS)})")
+        if kind == "true" and not chk.get("criterion"):
+            raise LedgerError(f"{where}: a 'true' check must state its criterion")
+        if kind == "trend" and not {"sign", "min_rho", "effect", "min_effect"} <= set(chk):
+            raise LedgerError(f"{where}: a trend check needs sign, min_rho, effect and min_effect")
+    for s in c.sources() or [None]:
+        chk = c.check_for(s)
+        if chk and chk.get("kind") == "close":
+            target = chk.get("target", s)
+            t = getattr(c, target) if isinstance(target, str) else target
+            if not _is_num(t):
+                raise LedgerError(f"{where}: close check against {target!r} = {t!r}, not a number")
+    p, r = c.paper, c.report
+    if (p is not None and r is not None and not _is_num(p) and not _is_num(r)
+            and str(p).strip().lower() != str(r).strip().lower()
+            and c.check_paper is None and c.check_report is None):
+        raise LedgerError(f"{where}: paper ({p!r}) and report ({r!r}) differ; give check_paper "
+                          "or check_report so each column is judged by its own statement")
+    for cond in [*c.needs, *c.sanity]:
+        _parse_any(cond, where)
+
+
+# ----------------------------------------------------------------------------- conditions
+_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
+        ">": operator.gt, "<": operator.lt}
+_COND = re.compile(r"^\s*([\w.\-]+)\s*(>=|<=|==|!=|>|<)\s*(.+?)\s*$")
+
+
+def _parse(cond: str, where: str = "condition"):
+    m = _COND.match(str(cond))
+    if not m:
+        raise LedgerError(f"{where}: cannot read condition {cond!r} (form: 'key >= value')")
+    key, op, raw = m.groups()
+    low = raw.lower()
+    value = True if low == "true" else False if low == "false" else raw
+    if isinstance(value, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            pass
+    return key, op, value
+
+
+def _parse_any(cond, where):
+    if isinstance(cond, dict):
+        if set(cond) != {"any"} or not isinstance(cond["any"], list):
+            raise LedgerError(f"{where}: a compound condition is {{any: [cond, ...]}}, got {cond!r}")
+        return [_parse(c, where) for c in cond["any"]]
+    return [_parse(cond, where)]
 
 
 def lookup(values: dict, key: str):
@@ -61,83 +160,208 @@ def lookup(values: dict, key: str):
     return cur
 
 
-def _num(x):
-    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+def record_value(record: dict, key: str):
+    """A condition's key: looked up in the record's values, then in its config."""
+    for part in ("values", "config"):
+        v = lookup(record.get(part, {}), key)
+        if v is not None:
+            return v
+    return record.get(key)
 
 
-def judge(check: dict, ours, claim: Claim) -> str:
-    """Turn our value into a verdict according to ``check``.
+def _fmt_val(v) -> str:
+    return f"{v:.4g}" if _is_num(v) else repr(v) if isinstance(v, str) else str(v)
 
-    Kinds: ``greater``/``less`` (threshold; optional ``partly`` threshold),
-    ``between`` (``lo``, ``hi``), ``close`` (to ``target`` = paper | report | a number, with
-    ``rtol`` or ``atol`` for reproduced and ``partly_rtol``/``partly_atol`` for partly),
-    ``true`` (a boolean result), ``fraction`` (share of true values: >= ``min`` reproduced,
-    >= ``partly`` partly).
-    """
+
+def check_conditions(conds: list, record: dict) -> str | None:
+    """``None`` when every condition holds, else the first failure, e.g.
+    ``needs cifar_epochs >= 80 (got 15)``."""
+    for cond in conds:
+        parts = _parse_any(cond, "condition")
+        got = []
+        for key, op, value in parts:
+            v = record_value(record, key)
+            if v is None:
+                got.append(f"{key} {op} {_fmt_val(value)} (key missing in record)")
+                continue
+            try:
+                ok = _OPS[op](v, value)
+            except TypeError:
+                ok = False
+            if ok:
+                break
+            got.append(f"{key} {op} {_fmt_val(value)} (got {_fmt_val(v)})")
+        else:
+            return " or ".join(got)
+    return None
+
+
+# ----------------------------------------------------------------------------- checks
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties), without SciPy."""
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = math.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
+
+
+def _trend(check: dict, ours) -> tuple[str, str]:
+    if not isinstance(ours, dict):
+        raise TypeError(f"a trend check needs a mapping x -> y, got {type(ours).__name__}")
+    pts = sorted((float(k), float(v)) for k, v in ours.items()
+                 if v is not None and _is_num(v) and not math.isnan(v))
+    if len(pts) < 3:
+        return "inconclusive", f"only {len(pts)} points with a value (a trend needs 3)"
+    xs, ys = zip(*pts)
+    sign = 1 if check["sign"] > 0 else -1
+    rho = spearman(xs, ys)
+    y_lo, y_hi = ys[0], ys[-1]  # y at the smallest and at the largest x
+    if check["effect"] == "ratio":
+        if y_lo <= 0 or y_hi <= 0:
+            return "inconclusive", "a ratio effect needs positive values"
+        effect = y_hi / y_lo if sign > 0 else y_lo / y_hi
+    elif check["effect"] == "diff":
+        effect = (y_hi - y_lo) * sign
+    else:
+        raise LedgerError(f"trend effect must be 'ratio' or 'diff', not {check['effect']!r}")
+    detail = f"Spearman ρ = {rho:+.2f} (needs {'+' if sign > 0 else '−'}{check['min_rho']}), " \
+             f"{check['effect']} = {effect:.3g} (needs ≥ {check['min_effect']})"
+    direction = rho * sign >= check["min_rho"]
+    if direction and effect >= check["min_effect"]:
+        return "reproduced", detail
+    if direction and effect >= check.get("partly_effect", float("inf")):
+        return "partly", detail
+    return "not reproduced", detail
+
+
+def judge(check: dict, ours, claim: Claim, source: str | None = "paper") -> str:
+    """Turn our value into a verdict against one source column (see :func:`judge_detail`)."""
+    return judge_detail(check, ours, claim, source)[0]
+
+
+def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") -> tuple[str, str]:
+    """(verdict, how it was judged). Kinds: ``greater``/``less`` (``value``, optional
+    ``partly``), ``between`` (``lo``, ``hi``, optional ``partly_lo``/``partly_hi``), ``close``
+    (to ``target``: by default the judged column's value, else ``paper``/``report``/
+    ``reference``/a number; ``rtol``/``atol`` and ``partly_rtol``/``partly_atol``), ``true``
+    (a real boolean equal to ``expect``, default true; the ledger states its criterion), ``fraction`` (``min``, ``partly``),
+    ``trend`` (see :func:`_trend`), ``info`` (never judged)."""
     kind = check["kind"]
+    if kind == "info":
+        return "info", ""
     if kind == "true":
-        return "reproduced" if bool(ours) else "not reproduced"
+        if not isinstance(ours, bool):
+            raise TypeError(f"claim {claim.id}: a 'true' check needs a real boolean, got {ours!r}")
+        expect = check.get("expect", True)  # expect: false judges a statement that says "no"
+        return ("reproduced" if ours is expect else "not reproduced"), check["criterion"]
+    if kind == "trend":
+        return _trend(check, ours)
+    if not _is_num(ours):
+        raise TypeError(f"claim {claim.id}: check {kind!r} needs a number, got {ours!r}")
+    x = float(ours)
+    if math.isnan(x):
+        return "inconclusive", "our value is NaN (the fit or the run produced no number)"
     if kind == "fraction":
-        frac = float(ours)
-        if frac >= check["min"]:
-            return "reproduced"
-        return "partly" if frac >= check.get("partly", 1.1) else "not reproduced"
-    x = _num(ours)
-    if x is None or math.isnan(x):
-        return "not reproduced"
-    if kind == "greater":
-        if x > check["value"]:
-            return "reproduced"
-        return "partly" if "partly" in check and x > check["partly"] else "not reproduced"
-    if kind == "less":
-        if x < check["value"]:
-            return "reproduced"
-        return "partly" if "partly" in check and x < check["partly"] else "not reproduced"
+        if x >= check["min"]:
+            return "reproduced", f"share {x:.2f} ≥ {check['min']}"
+        ok = x >= check.get("partly", 1.1)
+        return ("partly" if ok else "not reproduced"), f"share {x:.2f} (needs ≥ {check['min']})"
+    if kind in ("greater", "less"):
+        cmp = operator.gt if kind == "greater" else operator.lt
+        sym = ">" if kind == "greater" else "<"
+        detail = f"{x:.4g} {sym} {check['value']}?"
+        if cmp(x, check["value"]):
+            return "reproduced", detail
+        ok = "partly" in check and cmp(x, check["partly"])
+        return ("partly" if ok else "not reproduced"), detail
     if kind == "between":
+        detail = f"{x:.4g} in [{check['lo']}, {check['hi']}]?"
         if check["lo"] <= x <= check["hi"]:
-            return "reproduced"
+            return "reproduced", detail
         plo, phi = check.get("partly_lo"), check.get("partly_hi")
-        if plo is not None and plo <= x <= phi:
-            return "partly"
-        return "not reproduced"
+        ok = plo is not None and plo <= x <= phi
+        return ("partly" if ok else "not reproduced"), detail
     if kind == "close":
-        target = check.get("target", "paper")
+        target = check.get("target", source or "paper")
         t = getattr(claim, target) if isinstance(target, str) else target
-        t = _num(t)
-        if t is None:
-            raise ValueError(f"claim {claim.id}: close-check target {target!r} is not a number")
+        if not _is_num(t):
+            raise LedgerError(f"claim {claim.id}: close-check target {target!r} is not a number")
         err = abs(x - t)
         tol = check.get("atol", abs(t) * check.get("rtol", 0.0))
         ptol = check.get("partly_atol", abs(t) * check.get("partly_rtol", 0.0))
+        detail = f"|{x:.4g} − {t:.4g}| = {err:.3g} (tolerance {tol:.3g})"
         if err <= tol:
-            return "reproduced"
-        return "partly" if err <= ptol else "not reproduced"
-    raise ValueError(f"claim {claim.id}: unknown check kind {kind!r}")
+            return "reproduced", detail
+        return ("partly" if err <= ptol else "not reproduced"), detail
+    raise LedgerError(f"claim {claim.id}: unknown check kind {kind!r}")
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _provenance(rec: dict) -> str:
+    return f"{rec.get('profile', '?')} @ {str(rec.get('provenance', {}).get('commit', '?'))[:8]}"
+
+
+def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
+    """One claim's row: our value, a verdict per source column, why, and the run used."""
+    row = {"id": c.id, "claim": c.statement, "paper": _fmt(c.paper),
+           "paper source": c.paper_source or "", "report": _fmt(c.report),
+           "report source": c.report_source or "", "reference": _fmt(c.reference),
+           "reference source": c.reference_source or "", "ours": "–", "profile": "",
+           "verdict vs paper": "", "verdict vs report": "", "verdict": "not run",
+           "why": "", "run": ""}
+    exp = (c.ours or {}).get("experiment")
+    if not (c.ours and (c.check or c.check_paper or c.check_report)):
+        row["why"] = c.not_run_reason or "no computation of ours is defined for this claim"
+        return _fill(row, c, "not run")
+    if exp not in results:
+        row["why"] = c.not_run_reason or f"experiment {exp} not run in this build"
+        return _fill(row, c, "not run")
+    rec = results[exp]
+    values = rec.get("values", rec)
+    ours = lookup(values, c.ours["key"])
+    row.update(run=_provenance(rec), profile=rec.get("profile", ""))
+    if ours is None:
+        row["why"] = f"key {c.ours['key']!r} missing in the record of {exp}"
+        return _fill(row, c, "not run")
+    row["ours"] = _fmt(ours)
+    failed = check_conditions(c.needs, rec)
+    failed = f"needs {failed}" if failed else None
+    if failed is None:
+        bad = check_conditions(c.sanity, rec)
+        failed = f"sanity: {bad}" if bad else None
+    if failed:
+        row["why"] = failed
+        return _fill(row, c, "inconclusive")
+    details = []
+    for s in c.sources() or [None]:
+        chk = c.check_for(s)
+        if chk is None:
+            continue
+        verdict, detail = judge_detail(chk, ours, c, s)
+        if s:
+            row[f"verdict vs {s}"] = verdict
+        if row["verdict"] == "not run":  # the primary verdict: vs paper, else vs report
+            row["verdict"] = verdict
+        if detail and detail not in details:
+            details.append(detail)
+    row["why"] = "; ".join(details)
+    return row
+
+
+def _fill(row: dict, c: Claim, verdict: str) -> dict:
+    row["verdict"] = verdict
+    for s in c.sources():
+        row[f"verdict vs {s}"] = verdict
+    return row
 
 
 def evaluate(claims: list[Claim], results: dict[str, dict]) -> pd.DataFrame:
-    """One row per claim with our value and its verdict.
+    """One row per claim with our value and its verdicts.
 
     ``results`` maps experiment name to a results record (or to its ``values`` dict with a
     ``profile`` key); experiments missing from it make their claims ``not run``.
     """
-    rows = []
-    for c in claims:
-        ours, verdict, prov = None, "not run", ""
-        if c.ours and c.check and c.ours.get("experiment") in results:
-            rec = results[c.ours["experiment"]]
-            values = rec.get("values", rec)
-            ours = lookup(values, c.ours["key"])
-            if ours is not None:
-                verdict = judge(c.check, ours, c)
-                prov = f"{rec.get('profile', '?')} @ {str(rec.get('provenance', {}).get('commit', '?'))[:8]}"
-        rows.append({"id": c.id, "claim": c.statement, "paper": _fmt(c.paper),
-                     "paper source": c.paper_source or "", "report": _fmt(c.report),
-                     "report source": c.report_source or "", "ours": _fmt(ours),
-                     "verdict": verdict, "run": prov,
-                     "why not run": (c.not_run_reason or "experiment not run in this build")
-                     if verdict == "not run" else ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([evaluate_claim(c, results) for c in claims])
 
 
 def _fmt(v):
@@ -147,8 +371,12 @@ def _fmt(v):
         return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, dict) and all(_is_num(x) for x in v.values()):
+        return ", ".join(f"{k}: {x:.4g}" for k, x in v.items())
     return str(v)
 
 
-def counts(table: pd.DataFrame) -> pd.Series:
-    return table["verdict"].value_counts().reindex(list(VERDICTS), fill_value=0)
+def counts(table: pd.DataFrame, column: str = "verdict") -> pd.Series:
+    """How many claims got each verdict (the primary one by default)."""
+    col = table[column][table[column] != ""] if column in table else table[column]
+    return col.value_counts().reindex(list(VERDICTS), fill_value=0)

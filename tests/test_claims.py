@@ -1,0 +1,157 @@
+"""The verdict rules of reprobook.claims, on hand-made claims and records, and every ledger."""
+import math
+
+import pytest
+from scipy import stats
+
+from reprobook import claims
+
+
+def _claim(**kw):
+    kw.setdefault("id", "c")
+    return claims.Claim(chapter="t", statement="s", **kw)
+
+
+def _rec(values, config=None, profile="small"):
+    return {"values": values, "config": config or {}, "profile": profile,
+            "provenance": {"commit": "abcdef123"}}
+
+
+@pytest.mark.parametrize("check,ours,expected", [
+    ({"kind": "greater", "value": 1.02}, 1.09, "reproduced"),
+    ({"kind": "greater", "value": 1.02}, 1.0, "not reproduced"),
+    ({"kind": "less", "value": 0.1, "partly": 0.2}, 0.15, "partly"),
+    ({"kind": "between", "lo": 0.97, "hi": 1.03}, 1.1, "not reproduced"),
+    ({"kind": "between", "lo": 0.97, "hi": 1.03, "partly_lo": 0.9, "partly_hi": 1.2}, 1.1, "partly"),
+    ({"kind": "close", "rtol": 0.1, "partly_rtol": 0.3}, 2.4, "partly"),
+    ({"kind": "close", "rtol": 0.1}, 2.05, "reproduced"),
+    ({"kind": "close", "target": 5.0, "atol": 0.5}, 2.05, "not reproduced"),
+    ({"kind": "fraction", "min": 1.0, "partly": 0.5}, 2 / 3, "partly"),
+    ({"kind": "true", "criterion": "x"}, False, "not reproduced"),
+    ({"kind": "true", "criterion": "x", "expect": False}, False, "reproduced"),
+    ({"kind": "greater", "value": 0}, float("nan"), "inconclusive"),
+    ({"kind": "info"}, 3.0, "info"),
+])
+def test_judge(check, ours, expected):
+    assert claims.judge(check, ours, _claim(paper=2.0)) == expected
+
+
+def test_close_judges_each_column_against_its_own_number():
+    c = _claim(paper=7.17, report=4.0, ours={"experiment": "e", "key": "err"},
+               check={"kind": "close", "rtol": 0.15})
+    row = claims.evaluate_claim(c, {"e": _rec({"err": 4.2})})
+    assert row["verdict vs paper"] == "not reproduced" and row["verdict vs report"] == "reproduced"
+    assert row["verdict"] == "not reproduced"  # the primary verdict is the paper's
+
+
+def test_opposite_statements_get_opposite_checks():
+    c = _claim(paper="explodes", report="does not explode", ours={"experiment": "e", "key": "r"},
+               check={"kind": "greater", "value": 1.02},
+               check_report={"kind": "less", "value": 1.02})
+    row = claims.evaluate_claim(c, {"e": _rec({"r": 1.09})})
+    assert (row["verdict vs paper"], row["verdict vs report"]) == ("reproduced", "not reproduced")
+    with pytest.raises(claims.LedgerError, match="differ"):
+        claims.validate(_claim(paper="explodes", report="does not explode",
+                               ours={"experiment": "e", "key": "r"}, check={"kind": "greater", "value": 1}))
+
+
+def test_true_check_needs_a_real_boolean_and_a_criterion():
+    c = _claim(paper="yes")
+    for bad in (float("nan"), "no", 1, None):
+        with pytest.raises(TypeError):
+            claims.judge({"kind": "true", "criterion": "x"}, bad, c)
+    with pytest.raises(claims.LedgerError, match="criterion"):
+        claims.validate(_claim(paper="yes", ours={"experiment": "e", "key": "k"}, check={"kind": "true"}))
+
+
+def test_needs_and_sanity_make_a_claim_inconclusive_and_say_why():
+    c = _claim(paper=1.0, ours={"experiment": "e", "key": "acc"}, check={"kind": "greater", "value": 0.5},
+               needs=["epochs >= 80"], sanity=[{"any": ["soft_rank < 0.95", "spikes > 0"]}])
+    rec = _rec({"acc": 0.1, "soft_rank": 1.0, "spikes": 0}, config={"epochs": 15})
+    row = claims.evaluate_claim(c, {"e": rec})
+    assert row["verdict"] == "inconclusive" and row["verdict vs paper"] == "inconclusive"
+    assert "epochs >= 80" in row["why"] and "got 15" in row["why"]
+    assert row["ours"] == "0.1"  # our value is still shown
+    rec["config"]["epochs"] = 100
+    row = claims.evaluate_claim(c, {"e": rec})
+    assert row["verdict"] == "inconclusive" and "soft_rank < 0.95" in row["why"] and "spikes > 0" in row["why"]
+    rec["values"]["spikes"] = 3
+    assert claims.evaluate_claim(c, {"e": rec})["verdict"] == "not reproduced"
+    rec["values"]["acc"] = 0.9
+    assert claims.evaluate_claim(c, {"e": rec})["verdict"] == "reproduced"
+
+
+def test_condition_on_missing_key_is_reported_as_missing():
+    assert "key missing" in claims.check_conditions(["runs >= 10"], _rec({}))
+    assert claims.check_conditions(["steps_equal == true", "name == lenet"],
+                                   _rec({"steps_equal": True}, {"name": "lenet"})) is None
+    with pytest.raises(claims.LedgerError):
+        claims.check_conditions(["epochs about 80"], _rec({}))
+
+
+def test_not_run_and_missing_key_are_told_apart():
+    c = [_claim(id="a", paper=1.0, ours={"experiment": "e", "key": "x.y"}, check={"kind": "greater", "value": 0}),
+         _claim(id="b", paper=1.0, ours={"experiment": "e", "key": "x.z"}, check={"kind": "greater", "value": 0}),
+         _claim(id="c", paper=1.0, ours={"experiment": "gone", "key": "x"}, check={"kind": "greater", "value": 0},
+                not_run_reason="no data offline")]
+    t = claims.evaluate(c, {"e": _rec({"x": {"y": 1.0}})})
+    assert list(t["verdict"]) == ["reproduced", "not run", "not run"]
+    assert "missing in the record" in t["why"][1] and t["why"][2] == "no data offline"
+
+
+def test_spearman_matches_scipy():
+    x = [2, 4, 8, 16, 32, 100, 250, 1000]
+    y = [0.3, 0.1, 0.5, 0.5, 0.9, 0.7, 1.2, 1.1]
+    assert claims.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+@pytest.mark.parametrize("ours,expected", [
+    ({"2": 484.0, "8": 900.0, "100": 1500.0, "1000": 2240.0}, "reproduced"),  # the paper's 4.6x
+    ({"2": 219.6, "8": 221.0, "100": 224.0, "1000": 226.9}, "not reproduced"),  # +1.00 rho, 3% effect
+    ({"2": 200.0, "8": 260.0, "100": 300.0, "1000": 320.0}, "partly"),
+    ({"2": 500.0, "8": 400.0, "100": 300.0, "1000": 200.0}, "not reproduced"),  # wrong direction
+    ({"2": 500.0, "1000": 2000.0}, "inconclusive"),
+])
+def test_trend_needs_direction_and_effect(ours, expected):
+    check = {"kind": "trend", "sign": 1, "min_rho": 0.8, "effect": "ratio", "min_effect": 2.0,
+             "partly_effect": 1.5}
+    assert claims.judge(check, ours, _claim(paper="yes")) == expected
+
+
+def test_trend_decreasing_difference():
+    check = {"kind": "trend", "sign": -1, "min_rho": 0.8, "effect": "diff", "min_effect": 0.05}
+    acc = {"2": 0.76, "16": 0.74, "250": 0.66, "1000": 0.60}
+    assert claims.judge(check, acc, _claim(paper="yes")) == "reproduced"
+    assert claims.judge(check, {"2": 0.60, "16": 0.599, "1000": 0.59}, _claim(paper="yes")) == "not reproduced"
+
+
+@pytest.mark.parametrize("chapter", claims.CHAPTERS)
+def test_every_ledger_loads_and_every_claim_is_checkable(chapter):
+    ledger = claims.load_ledger(chapter)
+    assert ledger
+    for c in ledger:
+        assert c.paper_source or c.report_source or c.reference_source, c.id
+        if c.paper is not None:
+            assert c.paper_source, f"{c.id}: a paper value needs its source"
+        if c.report is not None:
+            assert c.report_source, f"{c.id}: a report value needs its source"
+        assert c.ours and (c.check or c.check_paper or c.check_report), c.id
+
+
+def test_ledger_errors_are_caught_on_load():
+    with pytest.raises(claims.LedgerError, match="unknown kind"):
+        claims.validate(_claim(paper=1.0, ours={"experiment": "e", "key": "k"}, check={"kind": "roughly"}))
+    with pytest.raises(claims.LedgerError, match="not a number"):
+        claims.validate(_claim(paper="yes", ours={"experiment": "e", "key": "k"},
+                               check={"kind": "close", "rtol": 0.1}))
+    with pytest.raises(claims.LedgerError, match="trend"):
+        claims.validate(_claim(paper="yes", ours={"experiment": "e", "key": "k"},
+                               check={"kind": "trend", "sign": 1}))
+
+
+def test_counts_cover_every_verdict():
+    t = claims.evaluate([_claim(paper=1.0, ours={"experiment": "e", "key": "a"},
+                                check={"kind": "greater", "value": 0})], {"e": _rec({"a": 1})})
+    n = claims.counts(t)
+    assert list(n.index) == list(claims.VERDICTS) and n["reproduced"] == 1 and n.sum() == 1
+    assert not math.isnan(float(n["inconclusive"]))
