@@ -5,11 +5,13 @@ through the results store and finish with :func:`verdicts`.
 """
 from __future__ import annotations
 
+import html
 import importlib
 import os
 import time
 
 import pandas as pd
+from IPython.display import HTML, display, update_display
 from tqdm import tqdm
 
 from . import claims as _claims
@@ -43,12 +45,15 @@ def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "au
     use_style()
     show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
+    display(HTML(_box("The verdicts of this chapter appear here once its experiments have run.")),
+            display_id=f"headline-{chapter}")
     return run
 
 
 def show_whole_tables() -> None:
     """Tables (verdicts above all) are shown whole in the book, never elided with '...'."""
     pd.set_option("display.max_rows", 1000)
+    pd.set_option("display.max_colwidth", None)
 
 
 def quiet() -> bool:
@@ -77,18 +82,110 @@ def results_for(chapter: str, profile: str) -> dict[str, dict]:
     return out
 
 
-def verdicts(chapter: str, profile: str, columns=("claim", "paper", "paper source", "report",
-                                                 "report source", "ours", "verdict", "run")):
-    """The chapter's paper | report | ours | verdict table and its verdict counts."""
+SHOWN = ("claim", "paper", "paper source", "report", "report source", "reference",
+         "reference source", "ours", "verdict vs paper", "verdict vs report", "why", "run")
+
+
+def verdicts(chapter: str, profile: str, columns=SHOWN):
+    """The chapter's paper | report | ours | verdicts table and its verdict counts (primary
+    verdict: vs the paper where it states the claim, else vs the report). Also fills the
+    chapter's headline box, shown at its top by :func:`start`."""
     table = _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
-    shown = table[list(columns)] if columns else table
-    return shown, _claims.counts(table)
+    tally = _claims.counts(table)
+    update_display(HTML(headline(table, profile)), display_id=f"headline-{chapter}")
+    table = with_profiles(table)
+    shown = table[[c for c in columns if c in table and (table[c] != "–").any()
+                   and (table[c] != "").any()]] if columns else table
+    return VerdictTable(shown), tally
+
+
+VERDICT_COLUMNS = ("verdict", "verdict vs paper", "verdict vs report")
+COLOURS = {"reproduced": "#2e7d32", "partly": "#9e7c00", "not reproduced": "#c62828",
+           "inconclusive": "#5e6b78", "not run": "#9e9e9e", "info": "#1b6ca8"}
+MEANING = {"reproduced": "our value satisfies the claim's check",
+           "partly": "within the looser tolerance the ledger states",
+           "not reproduced": "the run could test the claim, and our value fails the check",
+           "inconclusive": "the run could not test it (too short, or the network did not train): "
+                           "shown with the profile, e.g. \"inconclusive at small\"",
+           "not run": "no result exists (no data or weights offline, or not computed)",
+           "info": "shown for information, never judged"}
+
+
+def with_profiles(table: pd.DataFrame) -> pd.DataFrame:
+    """Spell out "inconclusive at <profile>" in the verdict columns."""
+    out = table.copy()
+    for col in VERDICT_COLUMNS:
+        if col in out:
+            out[col] = [f"{v} at {p}" if v == "inconclusive" and p else v
+                        for v, p in zip(out[col], out["profile"])]
+    return out
+
+
+def label(verdict: str, profile: str = "") -> str:
+    """A coloured verdict label (HTML); ``inconclusive at small`` takes the inconclusive colour."""
+    if not verdict:
+        return ""
+    text = f"{verdict} at {profile}" if verdict == "inconclusive" and profile else verdict
+    colour = COLOURS.get(verdict.split(" at ")[0], "#777")
+    return (f'<span class="verdict" style="background:{colour};color:#fff;'
+            f'padding:1px 6px;border-radius:3px;white-space:nowrap">{html.escape(text)}</span>')
+
+
+def legend() -> HTML:
+    items = "".join(f"<li>{label(v)} {html.escape(m)}</li>" for v, m in MEANING.items())
+    return HTML(f'<ul style="list-style:none;padding-left:0">{items}</ul>')
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """A table with whole cells (never elided) and coloured verdict labels."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for _, r in table.iterrows():
+        cells = [label(str(v)) if c in VERDICT_COLUMNS else html.escape(str(v))
+                 for c, v in r.items()]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<div style="overflow-x:auto"><table class="dataframe verdicts"><thead><tr>{head}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+class VerdictTable(pd.DataFrame):
+    """A DataFrame shown in the book with coloured verdict labels and whole cells."""
+
+    @property
+    def _constructor(self):
+        return VerdictTable
+
+    def _repr_html_(self):
+        return table_html(self)
+
+
+def _box(body: str) -> str:
+    return (f'<div class="admonition note" style="padding:0.6em 1em">'
+            f'<p class="admonition-title">Verdicts at a glance</p>{body}</div>')
+
+
+def headline(table: pd.DataFrame, profile: str) -> str:
+    """Three lines computed from the ledger: what reproduces, what does not, what could not
+    be tested (inconclusive at this profile, or not run)."""
+    def ids(mask, n=4):
+        sel = list(table.loc[mask, "id"])
+        more = f" and {len(sel) - n} more" if len(sel) > n else ""
+        return ", ".join(f"<code>{html.escape(i)}</code>" for i in sel[:n]) + more
+
+    v = table["verdict"]
+    ok, part, bad = v == "reproduced", v == "partly", v == "not reproduced"
+    inc, nr = v == "inconclusive", v == "not run"
+    lines = [f"<b>Reproduces</b>: {ok.sum()} claims, {part.sum()} partly ({ids(ok | part)}).",
+             f"<b>Does not reproduce</b>: {bad.sum()} claims ({ids(bad) or 'none'}).",
+             f"<b>Could not test</b>: {inc.sum()} {label('inconclusive', profile)}, "
+             f"{nr.sum()} {label('not run')} (the verdict table says why for each)."]
+    return _box("<br>".join(lines))
 
 
 def not_run_table(chapter: str, profile: str) -> pd.DataFrame:
     table = _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
     nr = table[table["verdict"] == "not run"]
-    return nr.groupby("why not run").size().rename("claims").reset_index()
+    return nr.groupby("why").size().rename("claims").reset_index()
 
 
 def provenance(record: dict) -> pd.DataFrame:

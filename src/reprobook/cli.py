@@ -42,7 +42,20 @@ def execute(src: Path, dst: Path, parameters: dict) -> float:
     t0 = time.perf_counter()
     pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
                         cwd=str(src.parent), progress_bar=False, log_output=False)
+    hide_parameter_cells(dst)
     return time.perf_counter() - t0
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """The book never shows the parameters cell nor papermill's injected copy of it."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, str(path))
 
 
 def run_chapters(chapters: list[str], profile: str, seed: int, device: str) -> None:
