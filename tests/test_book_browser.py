@@ -94,3 +94,29 @@ def test_page(server, driver, page):
                 break
             time.sleep(0.25)
         assert n > 0, f"{page}: math was not typeset by the local MathJax"
+
+
+CHAPTER_PAGES = [p for p in PAGES if p.startswith("notebooks/")] + ["book/summary.html"]
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES)
+def test_no_parameters_cell_is_shown(server, driver, page):
+    driver.get(f"{server}/{page}")
+    code = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.cell_input, div.highlight'))"
+        ".map(e => e.innerText).join('\\n')")
+    assert "profile = " not in code, f"{page} shows the papermill parameters cell"
+
+
+def test_summary_shows_whole_claims_and_both_verdict_columns(server, driver):
+    driver.get(f"{server}/book/summary.html")
+    heads = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.verdicts th')).map(e => e.innerText)")
+    assert "verdict vs paper" in heads and "verdict vs report" in heads
+    cells = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.verdicts td')).map(e => e.innerText)")
+    assert cells and not [c for c in cells if c.rstrip().endswith("...")], "claims are cut"
+    labels = driver.execute_script(
+        "return document.querySelectorAll('table.verdicts span.verdict').length")
+    assert labels > 0
+    assert len(driver.find_elements("css selector", "img")) >= 1, "the verdict bar chart"

@@ -145,3 +145,15 @@ def test_paired_notebooks_are_in_sync():
         assert [c.source for c in a.cells] == [c.source for c in b.cells], py.name
         params = [c for c in a.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1 and 'profile = "small"' in params[0].source
+
+
+# ----------------------------------------------------------------- staleness
+def test_records_carry_a_code_hash_and_go_stale_when_the_code_changes(tmp_path, monkeypatch):
+    store = results.Store(tmp_path)
+    rec = store.save("gsc_noise", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)
+    assert rec["provenance"]["code_hash"] == results.code_hash("gsc")
+    assert not results.is_stale(rec)
+    assert results.chapter_of("cd_uci") == "concrete_dropout"
+    assert results.code_hash("gsc") != results.code_hash("htsr")
+    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    assert results.is_stale(rec)

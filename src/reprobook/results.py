@@ -31,6 +31,36 @@ PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "p
             "papermill", "jupyter-book")
 
 
+# Code whose change can move any chapter's numbers; a chapter's own package is added to it.
+SHARED_CODE = ("train.py", "data.py", "profiles.py")
+EXPERIMENT_PREFIX = {"cd": "concrete_dropout", "concrete": "concrete_dropout"}
+
+
+def chapter_of(experiment: str) -> str:
+    """The chapter an experiment belongs to, from its name's prefix (``gsc_noise`` -> gsc)."""
+    prefix = experiment.split("_")[0]
+    return EXPERIMENT_PREFIX.get(prefix, prefix)
+
+
+def code_hash(chapter: str) -> str:
+    """A hash of the code that produces a chapter's numbers: its package (or module) and the
+    shared machinery (:data:`SHARED_CODE`). A record whose hash differs is *stale*."""
+    src = Path(__file__).resolve().parent
+    files = sorted((src / chapter).rglob("*.py")) if (src / chapter).is_dir() else \
+        [src / f"{chapter}.py"]
+    h = hashlib.sha256()
+    for f in [*files, *(src / name for name in SHARED_CODE)]:
+        if f.exists():
+            h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def is_stale(record: dict) -> bool:
+    """True when the code that wrote ``record`` has changed since (or the record predates
+    code hashes)."""
+    return record.get("provenance", {}).get("code_hash") != code_hash(chapter_of(record["experiment"]))
+
+
 class CorruptRecord(RuntimeError):
     """A results file exists but cannot be read."""
 
@@ -127,6 +157,7 @@ class Store:
             "profile": profile, "seed": seed, "values": values,
             "provenance": {
                 "commit": git_commit(), "hardware": hardware(), "packages": package_versions(),
+                "code_hash": code_hash(chapter_of(experiment)),
                 "runtime_s": round(runtime_s, 3), "data_source": data_source,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
