@@ -6,7 +6,7 @@ PROFILE ?= small
 CHAPTER ?= all
 export REPRO_DATA ?= $(abspath ../shared/data)
 
-.PHONY: venv book test chapter bench clean
+.PHONY: venv book test chapter bench check-results clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_gsc.py
 	$(BIN)/python benchmarks/bench_htsr.py
+
+check-results: venv
+	$(BIN)/python -m reprobook.cli check-results
 
 clean:
 	rm -rf _build

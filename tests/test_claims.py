@@ -155,3 +155,15 @@ def test_counts_cover_every_verdict():
     n = claims.counts(t)
     assert list(n.index) == list(claims.VERDICTS) and n["reproduced"] == 1 and n.sum() == 1
     assert not math.isnan(float(n["inconclusive"]))
+
+
+def test_book_labels_spell_out_profile_and_staleness():
+    from reprobook import book
+    c = _claim(paper=1.0, ours={"experiment": "e", "key": "a"}, check={"kind": "greater", "value": 0},
+               needs=["epochs >= 80"])
+    rec = _rec({"a": 1.0}, {"epochs": 4})
+    t = book.with_profiles(claims.evaluate([c], {"e": dict(rec, stale=True)}))
+    assert t["verdict vs paper"][0] == "inconclusive at small (stale record)"
+    html = book.label(t["verdict vs paper"][0])
+    assert book.COLOURS["inconclusive"] in html and "stale" in html
+    assert book.COLOURS["not reproduced"] in book.label("not reproduced")

@@ -157,3 +157,24 @@ def test_records_carry_a_code_hash_and_go_stale_when_the_code_changes(tmp_path, 
     assert results.code_hash("gsc") != results.code_hash("htsr")
     monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
     assert results.is_stale(rec)
+
+
+def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(tmp_path, monkeypatch):
+    committed, work = tmp_path / "results", tmp_path / "work"
+    monkeypatch.setattr(results, "committed_root", lambda: committed)
+    assert results.evidence_profile("gsc", "small") == "small"
+    results.Store(committed).save("gsc_noise", {"a": 1}, "medium", 0, {"x": "committed"}, 1.0)
+    assert results.evidence_profile("gsc", "small") == "medium"
+    assert results.evidence_profile("htsr", "small") == "small"
+    assert results.evidence_profile("gsc", "full") == "full"
+    store = results.Store(work, read_roots=[committed])
+    calls = []
+    rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: calls.append(1) or {"x": "new"})
+    assert rec["values"]["x"] == "committed" and rec["reused"] and not calls
+    results.Store(work).save("gsc_noise", {"a": 2}, "small", 0, {"x": "old"}, 1.0)
+    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    rec = store.run("gsc_noise", {"a": 2}, "small", 0, lambda: {"x": "new"})
+    assert rec["values"]["x"] == "new" and not rec["reused"]  # stale work record recomputed
+    rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": "new"})
+    assert rec["values"]["x"] == "committed" and rec["stale"]  # evidence kept, labelled stale
+    assert [r["stale"] for r in results.committed_status()] == [True]

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from . import claims as _claims
 from .profiles import Run, setup
-from .results import Store, best_records
+from .results import (Store, best_records, chapter_of, committed_root, evidence_profile,
+                      is_stale)
 
 _STARTED: dict[str, float] = {}
 
@@ -41,10 +42,13 @@ def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "au
     """Check the notebook's parameters, seed the RNGs and apply the book's plot style."""
     from .plotting import use_style
 
-    run = setup(chapter, profiles_of(chapter), profile, seed, device, new_names)
+    evidence = evidence_profile(chapter, profile)
+    run = setup(chapter, profiles_of(chapter), evidence, seed, device, new_names)
+    run.requested = profile
     use_style()
     show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
+    display(HTML(evidence_header(chapter, run)))
     display(HTML(_box("The verdicts of this chapter appear here once its experiments have run.")),
             display_id=f"headline-{chapter}")
     return run
@@ -66,7 +70,31 @@ def progress(iterable, **kw):
 
 
 def store() -> Store:
-    return Store()
+    """The results store: committed ``results/`` records are read first (the evidence), this
+    build's records are written to the work root."""
+    return Store(read_roots=[committed_root()])
+
+
+def evidence_header(chapter: str, run: Run) -> str:
+    """Which profile this chapter's verdicts, figures and tables come from, and where it ran."""
+    recs = [r for r in Store(committed_root()).records(profile=run.profile)
+            if chapter_of(r["experiment"]) == chapter]
+    if run.profile == run.requested or not recs:
+        return (f"<p><b>Evidence</b>: this build's own run at profile <code>{run.profile}</code>, "
+                f"seed {run.seed}, device <code>{run.device}</code> (runtime and machine: "
+                "the execution-status page).</p>")
+    commits = sorted({str(r["provenance"].get("commit"))[:8] for r in recs})
+    hw = recs[0]["provenance"].get("hardware", {})
+    secs = sum(r["provenance"].get("runtime_s") or 0 for r in recs)
+    stale = sum(is_stale(r) for r in recs)
+    finished = max(r["provenance"].get("finished", "") for r in recs)
+    warn = (f' <b style="color:#c62828">{stale} of {len(recs)} records are stale</b> (the code '
+            "changed since they ran; their verdicts are marked)." if stale else " None is stale.")
+    return (f"<p><b>Evidence</b>: committed records at profile <code>{run.profile}</code> "
+            f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, commit "
+            f"{', '.join(commits)}, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
+            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, {secs / 60:.1f} min of runs, "
+            f"finished {finished}.{warn}</p>")
 
 
 def results_for(chapter: str, profile: str) -> dict[str, dict]:
@@ -78,7 +106,7 @@ def results_for(chapter: str, profile: str) -> dict[str, dict]:
         if exp and exp not in out:
             recs, _ = best_records(exp, profile)
             if recs:
-                out[exp] = recs[0]
+                out[exp] = dict(recs[0], stale=is_stale(recs[0]))
     return out
 
 
@@ -116,8 +144,9 @@ def with_profiles(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for col in VERDICT_COLUMNS:
         if col in out:
-            out[col] = [f"{v} at {p}" if v == "inconclusive" and p else v
-                        for v, p in zip(out[col], out["profile"])]
+            out[col] = [(f"{v} at {p}" if v == "inconclusive" and p else v)
+                        + (" (stale record)" if v and stale else "")
+                        for v, p, stale in zip(out[col], out["profile"], out["stale"])]
     return out
 
 
@@ -126,7 +155,8 @@ def label(verdict: str, profile: str = "") -> str:
     if not verdict:
         return ""
     text = f"{verdict} at {profile}" if verdict == "inconclusive" and profile else verdict
-    colour = COLOURS.get(verdict.split(" at ")[0], "#777")
+    base = max((v for v in COLOURS if verdict.startswith(v)), key=len, default="")
+    colour = COLOURS.get(base, "#777")
     return (f'<span class="verdict" style="background:{colour};color:#fff;'
             f'padding:1px 6px;border-radius:3px;white-space:nowrap">{html.escape(text)}</span>')
 

@@ -308,7 +308,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "report source": c.report_source or "", "reference": _fmt(c.reference),
            "reference source": c.reference_source or "", "ours": "–", "profile": "",
            "verdict vs paper": "", "verdict vs report": "", "verdict": "not run",
-           "why": "", "run": ""}
+           "why": "", "run": "", "stale": False}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
         row["why"] = c.not_run_reason or "no computation of ours is defined for this claim"
@@ -319,7 +319,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
     rec = results[exp]
     values = rec.get("values", rec)
     ours = lookup(values, c.ours["key"])
-    row.update(run=_provenance(rec), profile=rec.get("profile", ""))
+    row.update(run=_provenance(rec), profile=rec.get("profile", ""), stale=bool(rec.get("stale")))
     if ours is None:
         row["why"] = f"key {c.ours['key']!r} missing in the record of {exp}"
         return _fill(row, c, "not run")

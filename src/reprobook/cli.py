@@ -2,6 +2,7 @@
 
     python -m reprobook.cli run gsc --profile full     # one chapter (or: all)
     python -m reprobook.cli book --profile small       # every chapter, then the HTML book
+    python -m reprobook.cli check-results              # committed records: current or stale
 
 Executed notebooks go to ``_build/executed/`` (never over ``notebooks/*.ipynb``); the book
 is assembled from them in ``_build/site/`` and rendered by Jupyter Book 1.x into
@@ -108,7 +109,18 @@ def main(argv=None) -> int:
         p.add_argument("--profile", choices=PROFILE_NAMES, default="small")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto")
+    sub.add_parser("check-results", help="list committed results/ records and whether the code "
+                   "that wrote them has changed since (stale)")
     args = parser.parse_args(argv)
+    if args.cmd == "check-results":
+        from .results import committed_status
+
+        rows = committed_status()
+        for r in rows:
+            print(f"{'STALE  ' if r['stale'] else 'current'}  {r['record']}  (commit {str(r['commit'])[:8]})")
+        stale = sum(r["stale"] for r in rows)
+        print(f"{len(rows)} committed records, {stale} stale")
+        return 0
     if args.cmd == "run":
         sync_notebooks()
         run_chapters(list(CHAPTERS) if args.chapter == "all" else [args.chapter],

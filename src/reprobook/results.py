@@ -138,10 +138,15 @@ def read_record(path: Path) -> dict:
 
 
 class Store:
-    """Read and write records under a root folder: ``<root>/<profile>/<experiment>/<hash>.json``."""
+    """Read and write records under a root folder: ``<root>/<profile>/<experiment>/<hash>.json``.
 
-    def __init__(self, root: Path | str | None = None):
+    ``read_roots`` are searched first and never written (the committed ``results/``): a record
+    found there is the evidence, reused even when stale (and labelled so by the book); a stale
+    record of the work root is recomputed, since the code that wrote it has changed."""
+
+    def __init__(self, root: Path | str | None = None, read_roots=()):
         self.root = Path(root) if root is not None else work_root()
+        self.read_roots = [Path(r) for r in read_roots]
 
     def path(self, experiment: str, config: dict, profile: str) -> Path:
         return self.root / profile / experiment / f"{config_hash(config)}.json"
@@ -169,9 +174,16 @@ class Store:
             fn: Callable[[], dict], force: bool = False, data_source: str | None = None) -> dict:
         """Return the stored record for this config, or run ``fn()`` and store its values."""
         if not force:
-            rec = self.load(experiment, config, profile)
-            if rec is not None:
-                rec["reused"] = True
+            for root in (*self.read_roots, self.root):
+                path = Store(root).path(experiment, config, profile)
+                if not path.exists():
+                    continue
+                rec = read_record(path)
+                stale = is_stale(rec)
+                if stale and root == self.root:
+                    print(f"{path.name}: written by older code, recomputing {experiment}")
+                    break
+                rec["reused"], rec["stale"] = True, stale
                 return rec
         t0 = time.perf_counter()
         out = fn()
@@ -210,10 +222,38 @@ def load_checkpoint(path: Path) -> dict | None:
         return None
 
 
+PROFILE_ORDER = ("small", "medium", "full")
+
+
+def evidence_profile(chapter: str, requested: str) -> str:
+    """The profile whose records a chapter shows: the largest one with committed records of
+    this chapter under ``results/`` when it is larger than ``requested``, else ``requested``."""
+    root = committed_root()
+    rank = PROFILE_ORDER.index(requested) if requested in PROFILE_ORDER else -1
+    for prof in reversed(PROFILE_ORDER):
+        if PROFILE_ORDER.index(prof) <= rank:
+            break
+        if any(chapter_of(d.name) == chapter and any(d.glob("*.json"))
+               for d in (root / prof).glob("*") if d.is_dir()):
+            return prof
+    return requested
+
+
 def best_records(experiment: str, profile: str) -> tuple[list[dict], str]:
-    """The records the book should show: committed full-profile ones when present,
-    else this build's records at ``profile``. Returns (records, label)."""
-    full = Store(committed_root()).records(experiment, "full")
-    if full:
-        return full, "full (committed results/)"
+    """The records of ``experiment`` at ``profile`` the book shows: committed ones
+    (``results/``) when present, else this build's. Returns (records, label)."""
+    committed = Store(committed_root()).records(experiment, profile)
+    if committed:
+        return committed, f"{profile} (committed results/)"
     return Store().records(experiment, profile), profile
+
+
+def committed_status() -> list[dict]:
+    """Every committed record with its staleness, for ``make check-results``."""
+    out = []
+    for path in sorted(committed_root().glob("*/*/*.json")):
+        rec = read_record(path)
+        out.append({"record": str(path.relative_to(committed_root())), "experiment": rec["experiment"],
+                    "profile": rec["profile"], "commit": rec["provenance"].get("commit"),
+                    "stale": is_stale(rec)})
+    return out
