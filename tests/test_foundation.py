@@ -178,3 +178,25 @@ def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(
     rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": "new"})
     assert rec["values"]["x"] == "committed" and rec["stale"]  # evidence kept, labelled stale
     assert [r["stale"] for r in results.committed_status()] == [True]
+
+
+def test_corrupt_mnist_is_reported_as_corrupt_not_as_a_failed_download(tmp_path):
+    shared = data.data_root()
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte"]
+    for n in names:
+        (raw / n).symlink_to(shared / "MNIST" / "raw" / n)
+    sums = [l for l in (shared / "MD5SUMS").read_text().splitlines() if "MNIST/raw/" in l]
+    (tmp_path / "MD5SUMS").write_text("\n".join(sums) + "\n")
+    bad = raw / "t10k-images-idx3-ubyte"
+    blob = bytearray(bad.read_bytes())
+    bad.unlink()
+    blob[1000] ^= 0xFF  # one byte changed, as a new user tried it
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(data.DataError, match="corrupt data file .*t10k-images-idx3-ubyte"):
+        data.load_mnist(tmp_path, download=True)
+    bad.unlink()  # missing: the download fallback is tried (and fails offline with its own message)
+    with pytest.raises(data.MissingData):
+        data.load_mnist(tmp_path, download=False)

@@ -34,6 +34,11 @@ class DataError(RuntimeError):
     """Missing or corrupt data; the message names the file and the fix."""
 
 
+class MissingData(DataError):
+    """The file is not there: the only case in which a loader may fall back to a download.
+    A corrupt or unverifiable file is reported as such, never hidden behind a download."""
+
+
 def data_root() -> Path:
     env = os.environ.get("REPRO_DATA")
     if env:
@@ -85,7 +90,7 @@ def require(relpath: str, root: Path | None = None, expected_md5: str | None = N
     root = Path(root) if root is not None else data_root()
     path = root / relpath
     if not path.exists():
-        raise DataError(
+        raise MissingData(
             f"missing data file {path}. Point REPRO_DATA at a folder holding it (CI and dev "
             f"machines: ../shared/data), or run on a machine with internet to download it.")
     expected = expected_md5 or _md5sums(root).get(relpath)
@@ -117,7 +122,7 @@ def load_mnist(root: Path | None = None, download: bool = True) -> dict:
     try:
         paths = {k: require(f"MNIST/raw/{v}", root) for k, v in names.items()}
         source = f"MNIST idx files from {data_root() if root is None else root}"
-    except DataError:
+    except MissingData:
         if not download:
             raise
         paths, source = _download_mnist()
