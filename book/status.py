@@ -24,11 +24,28 @@ import os
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import Markdown
 
 from reprobook import book, status
 
 executed = Path(os.environ.get("REPRO_EXECUTED", Path.cwd().parent / "_build" / "executed"))
 status.chapter_table(executed / "notebooks", list(book.CHAPTERS))
+
+# %% [markdown]
+# *Evidence* says where each chapter's verdicts, figures and tables come from: this build's
+# own run, or records committed under `results/` at a larger profile (`medium`, `full`).
+# A committed record is *stale* when the code that wrote it has changed since; its verdicts
+# are marked as such in the chapter.
+#
+# ## Speed
+#
+# Ratios written by `make bench` (time of our code over a plain PyTorch or matrix-product
+# reference on the same tensors, on the machine named in each row).
+
+# %% tags=["remove-input"]
+bench = status.bench_table()
+bench if bench is not None else Markdown("`make bench` has not been run on this commit: no "
+                                         "committed `results/bench.json`.")
 
 # %% [markdown]
 # ## Environment

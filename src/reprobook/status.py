@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import git_commit, hardware, package_versions
+from .results import (Store, chapter_of, committed_root, evidence_profile, git_commit, hardware,
+                      is_stale, package_versions)
 
 
 def chapter_table(executed_dir: Path, chapters: list[str]) -> pd.DataFrame:
@@ -21,11 +22,31 @@ def chapter_table(executed_dir: Path, chapters: list[str]) -> pd.DataFrame:
         meta = json.loads(path.read_text())["metadata"].get("papermill", {})
         params = meta.get("parameters", {})
         failed = meta.get("exception")
+        requested = params.get("profile", "small")
         rows.append({"chapter": ch, "status": "failed" if failed else "ok",
-                     "profile": params.get("profile", "small (default)"),
+                     "profile": requested, **evidence_row(ch, requested),
                      "runtime (s)": round(meta.get("duration") or 0.0, 1),
                      "finished": (meta.get("end_time") or "–")[:19]})
     return pd.DataFrame(rows).set_index("chapter")
+
+
+def evidence_row(chapter: str, requested: str) -> dict:
+    """Which records a chapter's verdicts and figures come from, and how many are stale."""
+    prof = evidence_profile(chapter, requested)
+    if prof == requested:
+        return {"evidence": f"this build ({requested})", "committed records": 0, "stale": 0}
+    recs = [r for r in Store(committed_root()).records(profile=prof)
+            if chapter_of(r["experiment"]) == chapter]
+    return {"evidence": f"committed results/ ({prof})", "committed records": len(recs),
+            "stale": sum(is_stale(r) for r in recs)}
+
+
+def bench_table() -> pd.DataFrame | None:
+    """The ratios written by ``make bench`` (results/bench.json), if it has been run."""
+    path = committed_root() / "bench.json"
+    if not path.exists():
+        return None
+    return pd.DataFrame(json.loads(path.read_text())["rows"])
 
 
 def environment_table() -> pd.DataFrame:
