@@ -29,6 +29,7 @@ test: venv
 	REPRO_QUIET=1 $(BIN)/python -m pytest -q --nbval-lax notebooks book/summary.ipynb book/status.ipynb
 
 bench: venv
+	cd benchmarks && ../$(BIN)/python bench_train.py
 	$(BIN)/python benchmarks/bench_gsc.py
 	$(BIN)/python benchmarks/bench_htsr.py
 
