@@ -1,0 +1,22 @@
+"""Xu et al., "AutoLoss: Learning Discrete Schedules for Alternate Optimization" (ICLR 2019,
+arXiv 1810.02442), and the reproducibility report of Kothari, Liu & Lavrov (seed 001).
+
+``kernels`` holds the data generators, the quadratic task model and L1 loss, the controller with
+REINFORCE and its baseline, the rewards, the hand-crafted schedules and the inception score;
+``regression`` the lockstep quadratic-regression engine (official protocol); ``experiments`` the
+chapter's runs (``run_regression``: paper Table 1 regression row, Fig. 1 sweep).
+Official code: safpla/AutoLossRelease @ c3cdf97. Spec: shared/specs/autoloss.md.
+"""
+from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_reward,
+                      handcrafted_action, inception_score, l1_penalty, make_classification_data,
+                      make_regression_data, policy_loss, quadratic_predict, reinforce_step,
+                      segment_reward, shaping_reward)
+
+from .experiments import REGRESSION  # noqa: E402
+
+PROFILES = {name: {"regression": REGRESSION[name]} for name in ("small", "full")}
+
+__all__ = ["PROFILES", "L1_ACTION", "MSE_ACTION", "Controller", "EMABaseline", "final_reward",
+           "handcrafted_action", "inception_score", "l1_penalty", "make_classification_data",
+           "make_regression_data", "policy_loss", "quadratic_predict", "reinforce_step",
+           "segment_reward", "shaping_reward"]

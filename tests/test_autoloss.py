@@ -1,0 +1,516 @@
+"""Tests of the AutoLoss kernels against closed forms, hand computations and independent
+transcriptions of the official code (safpla/AutoLossRelease @ c3cdf97). Spec: autoloss.md §4."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from reprobook.autoloss import (L1_ACTION, MSE_ACTION, PROFILES, Controller, EMABaseline,
+                                final_reward, handcrafted_action, inception_score, l1_penalty,
+                                make_classification_data, make_regression_data, policy_loss,
+                                quadratic_predict, reinforce_step, segment_reward, shaping_reward)
+from reprobook.autoloss.experiments import REGRESSION, paired_bootstrap, regression_experiment
+from reprobook.autoloss.regression import Lanes, fixed_actions, partitions, quadratic_features
+
+
+# --------------------------------------------------------------------------- regression data
+def _official_regression_transcription(n, d, noise, seed):
+    """An independent transcription of dataio/gen_reg_data.py on a different code path:
+    CPython's own Mersenne Twister (random.Random, given numpy's MT19937 state) and a pure-Python
+    Marsaglia polar method with numpy's legacy one-value cache.
+
+    Why it must agree: RandomState.rand() and random.random() both build a double as
+    (a >> 5, b >> 6) of two 32-bit MT outputs (genrand_res53); numpy's legacy normal() is
+    loc + scale * gauss, where gauss runs the polar method on pairs of such doubles, returns
+    f * x2 and caches f * x1 for the next call. The official file draws w (d doubles), then per
+    row x (d doubles) and one normal(), so the cache is spent on every second row."""
+    key, pos = np.random.RandomState(seed).get_state()[1:3]
+    mt = random.Random()
+    mt.setstate((3, tuple(int(k) for k in key) + (int(pos),), None))
+    cache = []
+
+    def gauss():
+        if cache:
+            return cache.pop()
+        while True:
+            x1, x2 = 2.0 * mt.random() - 1.0, 2.0 * mt.random() - 1.0
+            r2 = x1 * x1 + x2 * x2
+            if 0.0 < r2 < 1.0:
+                break
+        f = math.sqrt(-2.0 * math.log(r2) / r2)
+        cache.append(f * x1)
+        return f * x2
+
+    w = [mt.random() - 0.5 for _ in range(d)]
+    xs, ys = [], []
+    for _ in range(n):
+        x = [10 * (mt.random() - 0.5) for _ in range(d)]
+        xs.append(x)
+        ys.append(sum(a * b for a, b in zip(x, w)) + 0.0 + noise * gauss())
+    return np.array(xs), np.array(ys), np.array(w)
+
+
+@pytest.mark.parametrize("n,d,noise,seed", [(1000, 16, 2.0, 1), (37, 5, 0.5, 7)])
+def test_regression_data_matches_independent_transcription(n, d, noise, seed):
+    data = make_regression_data(n, d, noise, seed)
+    x, y, w = _official_regression_transcription(n, d, noise, seed)
+    assert torch.equal(data["w"], torch.from_numpy(w))       # uniforms: bit for bit
+    assert torch.equal(data["x"], torch.from_numpy(x))
+    # y: same noise draws; only the order of the 16-term dot product's sum may differ
+    np.testing.assert_allclose(data["y"].numpy(), y, rtol=0, atol=1e-12)
+
+
+def test_regression_data_needs_row_by_row_draws():
+    """Drawing all x first and all noise after (a vectorised shortcut) is NOT the official
+    stream: the generator must interleave them."""
+    data = make_regression_data(200)
+    rs = np.random.RandomState(1)
+    w = rs.rand(16) - 0.5
+    x = 10 * (rs.rand(200, 16) - 0.5)
+    assert torch.equal(data["x"][0], torch.from_numpy(x[0]))  # the first row still agrees
+    assert not torch.equal(data["x"], torch.from_numpy(x))
+    y = x @ w + rs.normal(0, 2.0, size=200)
+    assert not np.allclose(data["y"].numpy(), y)
+
+
+def test_regression_noise_floor():
+    """The realised noise xi = y - x.w: each 200-row partition's mean xi^2 is E = noise^2 = 4 within
+    sampling error (sd sqrt(2 * 16 / 200) = 0.4), and the true linear model written as the
+    quadratic model (w1 = w, w2 = 0) has exactly that MSE (spec §4.1-4.2)."""
+    data = make_regression_data()
+    x, y, w = data["x"], data["y"], data["w"]
+    xi = y - x @ w
+    sd_part = math.sqrt(2 * 2.0 ** 4 / 200)
+    for part in range(5):
+        rows = slice(200 * part, 200 * (part + 1))
+        floor = float((xi[rows] ** 2).mean())
+        assert abs(floor - 4.0) < 3 * sd_part, (part, floor)
+        pred = quadratic_predict(x[rows], w, torch.zeros(16, 16, dtype=x.dtype))
+        assert float(((pred - y[rows]) ** 2).mean()) == pytest.approx(floor, rel=1e-12)
+    assert abs(float((xi ** 2).mean()) - 4.0) < 3 * math.sqrt(32 / 1000)
+    assert abs(float(xi.mean())) < 3 * 2.0 / math.sqrt(1000)
+    # u ~ U[-5, 5]: mean 0, variance 100/12
+    assert abs(float(x.mean())) < 4 * math.sqrt(100 / 12 / x.numel())
+    assert float(x.var()) == pytest.approx(100 / 12, rel=0.03)
+    assert float(x.abs().max()) <= 5.0 and float(w.abs().max()) <= 0.5
+
+
+def test_regression_data_bad_input():
+    with pytest.raises(ValueError, match="positive"):
+        make_regression_data(0)
+    with pytest.raises(ValueError, match="noise"):
+        make_regression_data(10, noise=-1.0)
+
+
+# --------------------------------------------------------------------------- classification data
+def test_classification_data_matches_official_global_seed():
+    """gen_cls_data.py seeds the *global* RandomState and calls make_classification without
+    random_state; the kernel's RandomState(seed) must give the same numbers."""
+    from sklearn.datasets import make_classification
+
+    saved = np.random.get_state()
+    try:
+        np.random.seed(1)
+        x, y = make_classification(n_samples=3400, n_features=32, n_informative=2,
+                                   n_clusters_per_class=2, n_redundant=2)
+    finally:
+        np.random.set_state(saved)
+    data = make_classification_data()
+    assert torch.equal(data["x"], torch.from_numpy(x))
+    assert torch.equal(data["y"], torch.from_numpy(y).long())
+    assert set(data["y"].tolist()) == {0, 1}
+    assert abs(float(data["y"].float().mean()) - 0.5) < 0.02
+    other = make_classification_data(seed=2)
+    assert not torch.equal(other["x"], data["x"])
+    with pytest.raises(ValueError):
+        make_classification_data(n=2)
+
+
+# --------------------------------------------------------------------------- task model
+def test_quadratic_predict_against_explicit_sum():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    w1 = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    w2 = torch.randn(3, 4, 4, generator=g, dtype=torch.float64)
+    out = quadratic_predict(x, w1, w2)
+    assert out.shape == (3, 7)
+    X, W1, W2 = x.numpy(), w1.numpy(), w2.numpy()
+    for m in range(3):
+        for n in range(7):
+            want = sum(X[n, i] * W1[m, i] for i in range(4)) + sum(
+                X[n, i] * X[n, j] * W2[m, i, j] for i in range(4) for j in range(4)) / 10
+            assert float(out[m, n]) == pytest.approx(want, rel=1e-12)
+    assert torch.allclose(quadratic_predict(x, w1[1], w2[1]), out[1])
+    with pytest.raises(ValueError, match="shapes"):
+        quadratic_predict(x, w1, w2[:, :3, :3])
+
+
+def test_l1_penalty_values_and_gradient():
+    a = torch.tensor([1.0, -2.0, 0.0], requires_grad=True)
+    b = torch.tensor([[0.5, -0.5]], requires_grad=True)
+    pen = l1_penalty([a, b], 0.2)
+    assert float(pen.detach()) == pytest.approx(0.2 * 4.0)
+    pen.backward()
+    assert torch.equal(a.grad, torch.tensor([0.2, -0.2, 0.0]))  # lam * sign, 0 at 0 as TF
+    assert torch.equal(b.grad, torch.tensor([[0.2, -0.2]]))
+    batched = l1_penalty([torch.tensor([[1.0, -1.0], [3.0, 0.0]]), torch.ones(2, 2, 2)],
+                         torch.tensor([1.0, 0.5]), batch_dims=1)
+    assert torch.allclose(batched, torch.tensor([2.0 + 4.0, 0.5 * (3.0 + 4.0)]))
+    with pytest.raises(ValueError):
+        l1_penalty([], 0.1)
+
+
+# --------------------------------------------------------------------------- controller
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("n_actions,temperature", [(2, 1.0), (2, 2.0), (3, 0.7)])
+def test_reinforce_gradient_linear_softmax_closed_form(n_actions, temperature):
+    """For logits x W + b and pi = softmax(logits / c): grad_W log pi(a|x) = x (onehot(a) - pi) / c,
+    so grad of -(1/T) sum_t log pi(a_t|x_t) R_t is -(1/T) sum_t x_t (onehot(a_t) - pi_t) R_t / c."""
+    torch.manual_seed(0)
+    ctrl = Controller(5, n_actions, hidden=0, temperature=temperature, seed=3)
+    with torch.no_grad():
+        ctrl.b.copy_(torch.randn(n_actions))
+    W, b = [p.detach().double().numpy() for p in ctrl.parameters()]
+    assert W.shape == (5, n_actions) and b.shape == (n_actions,)
+    x = torch.randn(9, 5)
+    a = torch.randint(0, n_actions, (9,))
+    R = torch.randn(9)
+    policy_loss(ctrl, x, a, R).backward()
+    X, A, RR = x.double().numpy(), a.numpy(), R.double().numpy()
+    pi = _softmax((X @ W + b) / temperature)
+    resid = (np.eye(n_actions)[A] - pi) * RR[:, None] / temperature
+    np.testing.assert_allclose(ctrl.W.grad.numpy(), -X.T @ resid / 9, atol=1e-6)
+    np.testing.assert_allclose(ctrl.b.grad.numpy(), -resid.mean(0), atol=1e-6)
+    np.testing.assert_allclose(ctrl(x).detach().numpy(), pi, atol=1e-6)
+
+
+def test_batched_controllers_are_independent():
+    """n_models controllers in one tensor program give each model the gradient it would get alone."""
+    batched = Controller(4, 2, hidden=8, temperature=2.0, n_models=3, seed=0)
+    x = torch.randn(3, 6, 4)
+    a = torch.randint(0, 2, (3, 6))
+    R = torch.randn(3, 6)
+    policy_loss(batched, x, a, R).backward()
+    for m in range(3):
+        single = Controller(4, 2, hidden=8, temperature=2.0)
+        with torch.no_grad():
+            for p, q in zip(single.parameters(), batched.parameters()):
+                p.copy_(q[m])
+        policy_loss(single, x[m], a[m], R[m]).backward()
+        for p, q in zip(single.parameters(), batched.parameters()):
+            assert torch.allclose(p.grad, q.grad[m], atol=1e-6)
+    # different models got different initial weights
+    assert not torch.equal(batched.W1[0], batched.W1[1])
+
+
+def test_controller_temperature_and_sampling():
+    """Spec oracle 8: logits (2, 0) at c = 2 give (sigmoid(1), sigmoid(-1)); samples follow pi."""
+    ctrl = Controller(1, 2, hidden=0, temperature=2.0)
+    with torch.no_grad():
+        ctrl.W.zero_()
+        ctrl.b.copy_(torch.tensor([2.0, 0.0]))
+    probs = ctrl(torch.ones(1, 1))[0]
+    assert torch.allclose(probs, torch.tensor([0.7310586, 0.2689414]), atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    actions, logp = ctrl.sample(torch.ones(4000, 1), generator=g)
+    assert actions.shape == (4000,) and actions.dtype == torch.long
+    frac1 = float(actions.float().mean())
+    assert abs(frac1 - 0.2689414) < 4 * math.sqrt(0.27 * 0.73 / 4000)
+    assert torch.allclose(logp, torch.log(probs[actions]))
+
+
+def test_official_tie_rule_always_picks_action_zero():
+    """The official sampler picks the first action holding the sampled probability value:
+    with pi = (0.5, 0.5) it always returns action 0; index sampling gives both."""
+    ctrl = Controller(3, 2, hidden=0)
+    with torch.no_grad():
+        ctrl.W.zero_()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(500, 3)
+    official, _ = ctrl.sample(x, generator=g, official_ties=True)
+    assert int(official.sum()) == 0
+    fair, _ = ctrl.sample(x, generator=g)
+    assert 0.4 < float(fair.float().mean()) < 0.6
+
+
+def test_two_armed_bandit_ends_on_better_arm():
+    """REINFORCE with the EMA baseline on a constant state: the policy must concentrate on the
+    arm with the higher mean reward (whichever index it has). A sign error would pick the worse."""
+    for better in (0, 1):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(better)
+        ctrl = Controller(1, 2, hidden=0, seed=better)
+        opt = torch.optim.Adam(ctrl.parameters(), lr=0.05)
+        baseline = EMABaseline(0.8)
+        means = torch.tensor([1.0, 0.0]) if better == 0 else torch.tensor([0.0, 1.0])
+        x = torch.ones(16, 1)
+        for _ in range(150):
+            a, _ = ctrl.sample(x, generator=g)
+            r = means[a] + 0.5 * torch.randn(16, generator=g)
+            adv = r - baseline(float(r.mean()))  # per-step returns minus the running baseline
+            reinforce_step(ctrl, opt, x, a, adv)
+        assert float(ctrl(torch.ones(1, 1)).detach()[0, better]) > 0.95
+
+
+def test_controller_bad_input():
+    with pytest.raises(ValueError):
+        Controller(3, 1)
+    with pytest.raises(ValueError, match="temperature"):
+        Controller(3, 2, temperature=0.0)
+    with pytest.raises(ValueError, match="columns"):
+        Controller(3, 2)(torch.ones(2, 4))
+    ctrl = Controller(3, 2, hidden=0)
+    with pytest.raises(ValueError, match="line up"):
+        policy_loss(ctrl, torch.ones(5, 3), torch.zeros(4, dtype=torch.long), torch.ones(5))
+
+
+# --------------------------------------------------------------------------- baseline, rewards
+def test_ema_baseline_by_hand():
+    """decay 0.8, clip 20 (config/reg): B1 = R1 = 10 -> adv 0; B2 = 8 + 4 = 12 -> adv 8;
+    B3 = 9.6 + 0 -> adv -9.6; B4 = 7.68 + 20 = 27.68 -> adv 72.32 clipped to 20."""
+    base = EMABaseline(0.8, clip=20.0)
+    advs = [base(r) for r in (10.0, 20.0, 0.0, 100.0)]
+    assert advs == pytest.approx([0.0, 8.0, -9.6, 20.0])
+    assert base.value == pytest.approx(27.68)
+    step = EMABaseline(0.8)  # spec oracle 7: a step 1 -> 2, B = 2 - 0.8^h after h steps
+    step(1.0)
+    for h in range(1, 6):
+        step(2.0)
+        assert step.value == pytest.approx(2 - 0.8 ** h)
+    tens = EMABaseline(0.5, clip=1.0)
+    tens(torch.tensor([0.0, 4.0]))
+    assert torch.allclose(tens(torch.tensor([4.0, 0.0])), torch.tensor([1.0, -1.0]))
+    assert torch.allclose(tens.value, torch.tensor([2.0, 2.0]))
+    with pytest.raises(ValueError):
+        EMABaseline(1.5)
+
+
+def test_final_reward_values_and_monotonicity():
+    assert final_reward("regression", 4.0, 20000) == pytest.approx(5000.0)
+    assert final_reward("regression", 4.0, 1) > final_reward("regression", 5.0, 1)
+    # spec oracle 5: err 0.1 -> -1.111 C, err 0.2 -> -1.25 C; accuracy below chance floored at .5
+    assert final_reward("classification", 0.9, 1.0) == pytest.approx(-1 / 0.9)
+    assert final_reward("classification", 0.8, 1.0) == pytest.approx(-1.25)
+    assert final_reward("classification", 0.3, 1000) == pytest.approx(-2000.0)
+    assert final_reward("gan", 9.0, 10) == pytest.approx(810.0)
+    t = final_reward("classification", torch.tensor([0.2, 0.9]), 1.0)
+    assert torch.allclose(t, torch.tensor([-2.0, -1 / 0.9]))
+    with pytest.raises(ValueError, match="kind"):
+        final_reward("nmt", 1.0, 1.0)
+    with pytest.raises(ValueError):
+        final_reward("regression", 0.0, 1.0)
+
+
+def test_shaping_reward_cap_and_sign():
+    assert shaping_reward(1.0, 1e-6) == 20.0                      # sqrt(1/1.1e-5) = 301 -> cap
+    assert shaping_reward(-1.0, 1e-6, cap=5.0, scale=0.1) == pytest.approx(-0.5)
+    assert shaping_reward(-0.04, 0.01) == pytest.approx(-math.sqrt(0.04 / 0.01001))
+    assert shaping_reward(0.01, -0.01) == pytest.approx(math.sqrt(0.01 / 0.01001))
+    assert shaping_reward(0.0, 0.3) == 0.0
+    imp = torch.tensor([1.0, -0.04, 0.0, 0.01])
+    ema = torch.tensor([1e-6, 0.01, 0.3, -0.01])
+    want = torch.tensor([shaping_reward(float(i), float(e)) for i, e in zip(imp, ema)])
+    assert torch.allclose(shaping_reward(imp, ema), want)
+
+
+def test_segment_reward_by_hand():
+    # spec oracle 10: k = 1, P = 8.0, 8.5, 8.75 -> C * 0.25 / 0.5
+    assert segment_reward([8.0, 8.5, 8.75], k=1, c=3.0) == pytest.approx(1.5)
+    # k = 2: (8.75 - 8.5) / ((8.5 - 7.0) / 2) = 1/3; only the last k + 2 values matter
+    assert segment_reward([1.0, 7.0, 8.0, 8.5, 8.75], k=2) == pytest.approx(1 / 3)
+    assert segment_reward(torch.tensor([8.0, 8.5, 8.25]), k=1) == pytest.approx(-0.5)
+    assert segment_reward([8.0, 8.0, 8.5], eps=1e-3) == pytest.approx(500.0)
+    # the report's form C k (P[-1] - P[-2]) / (P[-2] - P[-2-k] + eps) (autoLoss.py L133)
+    assert segment_reward([7.0, 7.5, 8.0, 9.0], k=2, c=2.0, eps=1e-3) == pytest.approx(
+        2.0 * 2 * 1.0 / (1.0 + 1e-3))
+    with pytest.raises(ValueError, match="at least"):
+        segment_reward([8.0, 8.5], k=1)
+    with pytest.raises(ValueError, match="undefined"):
+        segment_reward([8.0, 8.0, 8.5])
+
+
+def test_handcrafted_action_scalars_and_tensors():
+    assert handcrafted_action(1.2, 1.0, 0.1) == L1_ACTION      # spec oracle 11: 0.2 > 0.1
+    assert handcrafted_action(1.05, 1.0, 0.1) == MSE_ACTION
+    assert handcrafted_action(1.5, 1.0, 0.5) == MSE_ACTION     # strict inequality (exact binary)
+    a = torch.tensor([1.2, 1.05, 3.0])
+    b = torch.tensor([1.0, 1.0, 1.0])
+    out = handcrafted_action(a, b, torch.tensor([0.1, 0.1, 2.5]))
+    assert out.dtype == torch.long and out.tolist() == [1, 0, 0]
+    with pytest.raises(ValueError):
+        handcrafted_action(1.0, 0.0, 0.1)
+
+
+# --------------------------------------------------------------------------- inception score
+def test_inception_score_closed_forms():
+    uniform = torch.full((50, 10), 0.1)
+    assert inception_score(uniform) == pytest.approx((1.0, 0.0))
+    onehot = torch.eye(10).repeat(7, 1)  # balanced one-hot predictions: IS = K
+    assert inception_score(onehot)[0] == pytest.approx(10.0)
+    assert inception_score(onehot[torch.randperm(70)])[0] == pytest.approx(10.0)
+    # by hand: rows (1, 0) and (.5, .5): p(y) = (.75, .25); KLs log(4/3) and log(4/3)/2
+    assert inception_score([[1.0, 0.0], [0.5, 0.5]])[0] == pytest.approx((4 / 3) ** 0.75)
+    # splits: first half one-hot balanced (IS 2), second half one class (IS 1); std ddof 0
+    parts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    assert inception_score(parts, splits=2) == pytest.approx((1.5, 0.5))
+    # 5 rows in 2 splits: rows 0-1 and 2-4 (i N // s)
+    odd = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert inception_score(odd, splits=2)[0] == pytest.approx(1.5)
+    assert not math.isnan(inception_score(torch.eye(3))[0])
+
+
+def test_inception_score_bad_input():
+    with pytest.raises(ValueError, match="sum to 1"):
+        inception_score(torch.ones(4, 3))
+    with pytest.raises(ValueError, match="splits"):
+        inception_score(torch.eye(3), splits=4)
+
+
+def test_profiles_declared():
+    assert set(PROFILES) == {"small", "full"}
+
+
+# --------------------------------------------------------------------------- regression engine
+
+
+def test_quadratic_features_match_quadratic_predict():
+    x = torch.randn(11, 4, dtype=torch.float64)
+    w1, w2 = torch.randn(4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    theta = torch.cat([w1, w2.flatten()])
+    assert torch.allclose(quadratic_features(x) @ theta, quadratic_predict(x, w1, w2))
+
+
+def _tiny_parts(n=40, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(5 * n, d, generator=g, dtype=torch.float64) * 10 - 5
+    y = x @ torch.rand(d, generator=g, dtype=torch.float64) + torch.randn(5 * n, generator=g,
+                                                                         dtype=torch.float64)
+    return partitions({"x": x, "y": y}, dtype=torch.float64), x, y
+
+
+def test_lanes_match_torch_adam_with_shared_state():
+    """Lanes' analytic gradients and TF-form Adam (eps = 0, where TF's and PyTorch's Adam agree)
+    against autograd on quadratic_predict + l1_penalty and ONE torch.optim.Adam shared by the
+    MSE and the L1 steps (the official single optimizer), for an action sequence with all three
+    actions (0 MSE, 1 L1, 2 joint)."""
+    parts, x, y = _tiny_parts()
+    lam = 0.3
+    lanes = Lanes(parts["train_ctrl"], parts["valid_ctrl"], [lam], features=False, joint=True)
+    lanes.reset(torch.Generator().manual_seed(4))
+    d = x.shape[1]
+    w1 = lanes.theta[0, :d].clone().requires_grad_()
+    w2 = lanes.theta[0, d:].view(d, d).clone().requires_grad_()
+    opt = torch.optim.Adam([w1, w2], lr=5e-4, eps=0.0)
+    xt, yt = x[:40], y[:40]
+    for a in [1, 0, 0, 2, 1, 0, 2, 2, 0, 1]:
+        mse = ((quadratic_predict(xt, w1, w2) - yt) ** 2).mean()
+        l1 = l1_penalty([w1, w2], lam)
+        loss = mse if a == 0 else l1 if a == 1 else mse + l1
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        lanes.step(torch.tensor([a]), eps=0.0)
+        ref = torch.cat([w1.detach(), w2.detach().flatten()])
+        assert torch.allclose(lanes.theta[0], ref, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        def mse(rows):
+            return float(((quadratic_predict(x[rows], w1, w2) - y[rows]) ** 2).mean())
+        assert float(lanes.mse[0]) == pytest.approx(mse(slice(0, 40)))
+        assert float(lanes.valid[0]) == pytest.approx(mse(slice(40, 80)))
+        assert float(lanes.l1[0]) == pytest.approx(float(l1_penalty([w1, w2], lam)))
+
+
+def test_lanes_shaping_reward_and_state_by_hand():
+    """The official per-step reward and the five state features (models/reg.py L244-324) for the
+    first three steps, recomputed by hand from the measured losses."""
+    parts, _, _ = _tiny_parts(seed=1)
+    lanes = Lanes(parts["train_ctrl"], parts["valid_ctrl"], [0.2])
+    lanes.reset(torch.Generator().manual_seed(0))
+    assert lanes.features[0].tolist() == pytest.approx([0.0, 1 + math.log(1 + 1e-5) / 12, -0.5,
+                                                        -1.0, 0.0])
+    valid_prev, ib = None, None
+    for a in (0, 1, 0):
+        r = float(lanes.step(torch.tensor([a]))[0])
+        v, t = float(lanes.valid[0]), float(lanes.mse[0])
+        improve = 0.1 if valid_prev is None else valid_prev - v
+        ib = improve if ib is None else 0.8 * ib + 0.2 * improve
+        want = math.copysign(min(math.sqrt(abs(improve) / (abs(ib) + 1e-5)), 20.0), improve)
+        assert r == pytest.approx(want, rel=1e-9)
+        f = lanes.features[0].tolist()
+        g_mse = lanes.g_mse[0]
+        assert f == pytest.approx([(v - t) / t, 1 + math.log(abs(ib) + 1e-5) / 12,
+                                   min(1, t / 20) - 0.5, float(lanes.l1[0]) - 1,
+                                   float(g_mse.norm()) / math.sqrt(12) - 0.2], rel=1e-9)
+        valid_prev = v
+
+
+def test_lanes_validation_and_early_stopping():
+    """check_terminate: every valid_every steps endurance += 1, reset on a new best; the lane
+    ends when endurance > max_endurance; the best theta is the one at the best check."""
+    parts, _, _ = _tiny_parts()
+    lanes = Lanes(parts["train_ctrl"], parts["valid_ctrl"], [0.2], valid_every=10,
+                  max_endurance=2, early_stop=True, features=False)
+    lanes.reset(torch.Generator().manual_seed(0))
+    alive = []
+    for i, v in enumerate([5.0, 4.0, 4.5, 4.6, 4.7]):
+        lanes.step_no = 10 * (i + 1)
+        lanes.valid = torch.tensor([v], dtype=torch.float64)
+        lanes.theta = torch.full_like(lanes.theta, float(i))
+        lanes.validate()
+        alive.append(bool(lanes.alive[0]))
+    assert alive == [True, True, True, True, False]
+    assert float(lanes.best[0]) == 4.0 and int(lanes.best_step[0]) == 20
+    assert torch.all(lanes.best_theta == 1.0)
+    lanes.step_no = 55  # not a validation step: nothing changes
+    lanes.valid = torch.tensor([1.0], dtype=torch.float64)
+    lanes.validate()
+    assert float(lanes.best[0]) == 4.0
+
+
+def test_fixed_schedules():
+    parts, _, _ = _tiny_parts()
+    lanes = Lanes(parts["train_task"], parts["valid_task"], [0.2] * 6, features=False, joint=True)
+    lanes.reset(torch.Generator().manual_seed(0))
+    kinds, th = torch.arange(6), torch.zeros(6, dtype=torch.float64)
+    first = fixed_actions(lanes, kinds, th)
+    assert first[:3].tolist() == [0, 2, 1]  # mse-only, joint, 1:1 starting with L1 (official)
+    want = [handcrafted_action(float(lanes.valid[3]), float(lanes.mse[3]), 0.0),
+            handcrafted_action(float(lanes.l1[4]), float(lanes.valid[4]), 0.0),
+            handcrafted_action(float(lanes.mag_l1[5]), float(lanes.mag_mse[5]), 0.0)]
+    assert first[3:].tolist() == want
+    lanes.step(first)
+    assert int(fixed_actions(lanes, kinds, th)[2]) == 0
+
+
+def test_paired_bootstrap():
+    a = torch.arange(50, dtype=torch.float64)
+    assert paired_bootstrap(a + 0.5, a, n_boot=200) == pytest.approx((0.5, 0.5, 0.5))
+    d = torch.randn(400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mean, lo, hi = paired_bootstrap(d, torch.zeros(400, dtype=torch.float64), n_boot=4000)
+    half = 1.96 * float(d.std()) / math.sqrt(400)
+    assert lo < mean < hi and (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+
+
+def test_regression_experiment_runs_tiny():
+    """Plumbing: a tiny budget yields every key the ledger reads."""
+    s = dict(REGRESSION["small"], steps=30, trials=2, dgs_lams=[0.1, 1.0], thresholds=[0.0],
+             ctrl_seeds=[0], episodes=2, episode_steps=30, sweep_lams=[1.0], n_boot=50, report_sign=1)
+    v = regression_experiment(s, seed=0)
+    for m in ("w-o-l1", "s1", "s2", "s3", "dgs", "autoloss", "alternate", "dgs-test-picked"):
+        assert math.isfinite(v["mse"][m]) and v["mse_raw"][m] > 0
+        assert v["mse"][m] == pytest.approx(v["mse_raw"][m] - 3.94)
+    assert v["noise_floor_test"] == pytest.approx(3.7704, abs=1e-3)
+    assert isinstance(v["autoloss_beats_all"], bool)
+    assert set(v["autoloss_sweep"]) == {"0.2", "1"}
+    for m in ("w-o-l1-trainval", "autoloss-terminal-only", "autoloss-report-sign"):
+        assert m in v["mse_raw"] and m in v["vs_autoloss"]
+    for k in ("autoloss_lambda_independent", "w_o_l1_overfits", "autoloss_best_mean"):
+        assert isinstance(v[k], bool)
