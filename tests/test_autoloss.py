@@ -14,7 +14,8 @@ from reprobook.autoloss import (L1_ACTION, MSE_ACTION, PROFILES, Controller, EMA
                                 make_classification_data, make_regression_data, policy_loss,
                                 quadratic_predict, reinforce_step, segment_reward, shaping_reward)
 from reprobook.autoloss.experiments import REGRESSION, paired_bootstrap, regression_experiment
-from reprobook.autoloss.regression import Lanes, fixed_actions, partitions, quadratic_features
+from reprobook.autoloss.engine import fixed_actions
+from reprobook.autoloss.regression import Lanes, partitions, quadratic_features
 
 
 # --------------------------------------------------------------------------- regression data
@@ -375,7 +376,9 @@ def test_inception_score_bad_input():
 
 
 def test_profiles_declared():
-    assert set(PROFILES) == {"small", "full"}
+    assert set(PROFILES) == {"small", "medium", "full"}
+    for p in PROFILES.values():
+        assert set(p) == {"regression", "classification"}
 
 
 # --------------------------------------------------------------------------- regression engine
@@ -423,8 +426,8 @@ def test_lanes_match_torch_adam_with_shared_state():
     with torch.no_grad():
         def mse(rows):
             return float(((quadratic_predict(x[rows], w1, w2) - y[rows]) ** 2).mean())
-        assert float(lanes.mse[0]) == pytest.approx(mse(slice(0, 40)))
-        assert float(lanes.valid[0]) == pytest.approx(mse(slice(40, 80)))
+        assert float(lanes.train_loss[0]) == pytest.approx(mse(slice(0, 40)))
+        assert float(lanes.valid_loss[0]) == pytest.approx(mse(slice(40, 80)))
         assert float(lanes.l1[0]) == pytest.approx(float(l1_penalty([w1, w2], lam)))
 
 
@@ -439,13 +442,13 @@ def test_lanes_shaping_reward_and_state_by_hand():
     valid_prev, ib = None, None
     for a in (0, 1, 0):
         r = float(lanes.step(torch.tensor([a]))[0])
-        v, t = float(lanes.valid[0]), float(lanes.mse[0])
+        v, t = float(lanes.valid_loss[0]), float(lanes.train_loss[0])
         improve = 0.1 if valid_prev is None else valid_prev - v
         ib = improve if ib is None else 0.8 * ib + 0.2 * improve
         want = math.copysign(min(math.sqrt(abs(improve) / (abs(ib) + 1e-5)), 20.0), improve)
         assert r == pytest.approx(want, rel=1e-9)
         f = lanes.features[0].tolist()
-        g_mse = lanes.g_mse[0]
+        g_mse = lanes.g_task[0]
         assert f == pytest.approx([(v - t) / t, 1 + math.log(abs(ib) + 1e-5) / 12,
                                    min(1, t / 20) - 0.5, float(lanes.l1[0]) - 1,
                                    float(g_mse.norm()) / math.sqrt(12) - 0.2], rel=1e-9)
@@ -462,7 +465,7 @@ def test_lanes_validation_and_early_stopping():
     alive = []
     for i, v in enumerate([5.0, 4.0, 4.5, 4.6, 4.7]):
         lanes.step_no = 10 * (i + 1)
-        lanes.valid = torch.tensor([v], dtype=torch.float64)
+        lanes.metric = torch.tensor([v], dtype=torch.float64)
         lanes.theta = torch.full_like(lanes.theta, float(i))
         lanes.validate()
         alive.append(bool(lanes.alive[0]))
@@ -470,7 +473,7 @@ def test_lanes_validation_and_early_stopping():
     assert float(lanes.best[0]) == 4.0 and int(lanes.best_step[0]) == 20
     assert torch.all(lanes.best_theta == 1.0)
     lanes.step_no = 55  # not a validation step: nothing changes
-    lanes.valid = torch.tensor([1.0], dtype=torch.float64)
+    lanes.metric = torch.tensor([1.0], dtype=torch.float64)
     lanes.validate()
     assert float(lanes.best[0]) == 4.0
 
@@ -482,9 +485,9 @@ def test_fixed_schedules():
     kinds, th = torch.arange(6), torch.zeros(6, dtype=torch.float64)
     first = fixed_actions(lanes, kinds, th)
     assert first[:3].tolist() == [0, 2, 1]  # mse-only, joint, 1:1 starting with L1 (official)
-    want = [handcrafted_action(float(lanes.valid[3]), float(lanes.mse[3]), 0.0),
-            handcrafted_action(float(lanes.l1[4]), float(lanes.valid[4]), 0.0),
-            handcrafted_action(float(lanes.mag_l1[5]), float(lanes.mag_mse[5]), 0.0)]
+    want = [handcrafted_action(float(lanes.valid_loss[3]), float(lanes.train_loss[3]), 0.0),
+            handcrafted_action(float(lanes.l1[4]), float(lanes.valid_loss[4]), 0.0),
+            handcrafted_action(float(lanes.mag_l1[5]), float(lanes.mag_task[5]), 0.0)]
     assert first[3:].tolist() == want
     lanes.step(first)
     assert int(fixed_actions(lanes, kinds, th)[2]) == 0
@@ -502,7 +505,8 @@ def test_paired_bootstrap():
 def test_regression_experiment_runs_tiny():
     """Plumbing: a tiny budget yields every key the ledger reads."""
     s = dict(REGRESSION["small"], steps=30, trials=2, dgs_lams=[0.1, 1.0], thresholds=[0.0],
-             ctrl_seeds=[0], episodes=2, episode_steps=30, sweep_lams=[1.0], n_boot=50, report_sign=1)
+             ctrl_seeds=[0], episodes=2, episode_steps=30, sweep_lams=[1.0], n_boot=50, report_sign=1,
+             sensitivity=False)
     v = regression_experiment(s, seed=0)
     for m in ("w-o-l1", "s1", "s2", "s3", "dgs", "autoloss", "alternate", "dgs-test-picked"):
         assert math.isfinite(v["mse"][m]) and v["mse_raw"][m] > 0
@@ -513,4 +517,251 @@ def test_regression_experiment_runs_tiny():
     for m in ("w-o-l1-trainval", "autoloss-terminal-only", "autoloss-report-sign"):
         assert m in v["mse_raw"] and m in v["vs_autoloss"]
     for k in ("autoloss_lambda_independent", "w_o_l1_overfits", "autoloss_best_mean"):
+        assert isinstance(v[k], bool)
+
+
+# --------------------------------------------------------------------------- classification engine
+from reprobook.autoloss.classification import (ClassificationLanes, cls_partitions,  # noqa: E402
+                                               mlp_unflatten, truncated_normal)
+from reprobook.autoloss.engine import (ControllerBank, per_lane_adam_step,  # noqa: E402
+                                       train_controllers)
+from reprobook.autoloss.experiments import CLASSIFICATION, classification_experiment  # noqa: E402
+from reprobook.autoloss.sensitivity import SETTINGS, summarise, weights_for  # noqa: E402
+
+
+def _cls_parts(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3400, 32, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * torch.randn(3400, generator=g, dtype=torch.float64)
+         > 0).long()
+    return cls_partitions({"x": x, "y": y}, dtype=torch.float64)
+
+
+class _TorchMLP(torch.nn.Module):
+    """An independent reference: nn.Linear layers, F.cross_entropy, autograd."""
+
+    def __init__(self, theta):
+        super().__init__()
+        w1, b1, w2, b2 = mlp_unflatten(theta[None])
+        self.l1, self.l2 = torch.nn.Linear(32, 32).double(), torch.nn.Linear(32, 2).double()
+        with torch.no_grad():
+            self.l1.weight.copy_(w1[0].T), self.l1.bias.copy_(b1[0])
+            self.l2.weight.copy_(w2[0].T), self.l2.bias.copy_(b2[0])
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+    def flat(self):
+        return torch.cat([self.l1.weight.T.flatten(), self.l1.bias, self.l2.weight.T.flatten(),
+                          self.l2.bias]).detach()
+
+
+def test_cls_partitions_sizes_and_order():
+    data = {"x": torch.arange(3400.0)[:, None].repeat(1, 32), "y": torch.zeros(3400).long()}
+    parts = cls_partitions(data)
+    assert [len(parts[k][0]) for k in parts] == [200, 1000, 200, 1000, 1000]
+    assert float(parts["train_task"][0][0, 0]) == 1200 and float(parts["test"][0][-1, 0]) == 3399
+    with pytest.raises(ValueError, match="3400 rows"):
+        cls_partitions({"x": torch.zeros(10, 32), "y": torch.zeros(10).long()})
+
+
+def test_truncated_normal_within_two_sd_and_its_std():
+    z = truncated_normal((200000,), 0.1, torch.Generator().manual_seed(0))
+    assert float(z.abs().max()) <= 0.2
+    # sd of N(0,1) truncated to [-2, 2]: sqrt(1 - 2*2*phi(2)/(Phi(2)-Phi(-2))) = 0.87962
+    phi2 = math.exp(-2) / math.sqrt(2 * math.pi)
+    want = math.sqrt(1 - 4 * phi2 / math.erf(2 / math.sqrt(2)))
+    assert float(z.std()) == pytest.approx(0.1 * want, rel=0.01)
+
+
+def test_cls_lanes_match_autograd_mlp_and_one_shared_adam():
+    """The written-out backward pass and TF-form Adam (eps 0) against nn.Linear + cross_entropy
+    + autograd with ONE torch.optim.Adam shared by the CE, L1 (biases included) and joint steps."""
+    parts = _cls_parts()
+    lam = 0.02
+    lanes = ClassificationLanes(parts["train_ctrl"], parts["valid_ctrl"], [lam], features=False,
+                                joint=True)
+    lanes.reset(torch.Generator().manual_seed(3))
+    ref = _TorchMLP(lanes.theta[0])
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3, eps=0.0)
+    (x, y), (xv, yv) = parts["train_ctrl"], parts["valid_ctrl"]
+    for a in [1, 0, 0, 2, 1, 0, 2, 0]:
+        ce = torch.nn.functional.cross_entropy(ref(x), y)
+        l1 = lam * sum(p.abs().sum() for p in ref.parameters())
+        loss = ce if a == 0 else l1 if a == 1 else ce + l1
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        lanes.step(torch.tensor([a]), eps=0.0)
+        assert torch.allclose(lanes.theta[0], ref.flat(), rtol=1e-9, atol=1e-12)
+    ref.zero_grad()
+    ce = torch.nn.functional.cross_entropy(ref(x), y)
+    ce.backward()
+    g = torch.cat([ref.l1.weight.grad.T.flatten(), ref.l1.bias.grad,
+                   ref.l2.weight.grad.T.flatten(), ref.l2.bias.grad])
+    assert torch.allclose(lanes.g_task[0], g, rtol=1e-9, atol=1e-14)
+    with torch.no_grad():
+        assert float(lanes.train_loss[0]) == pytest.approx(float(ce))
+        assert float(lanes.valid_loss[0]) == pytest.approx(
+            float(torch.nn.functional.cross_entropy(ref(xv), yv)))
+        assert float(lanes.valid_acc[0]) == pytest.approx(
+            float((ref(xv).argmax(1) == yv).double().mean()))
+        assert float(lanes.l1[0]) == pytest.approx(lam * float(ref.flat().abs().sum()))
+
+
+def test_cls_initial_weights_and_state_by_hand():
+    """Biases 0.1, weights truncated N(0, .1^2); the six official features (models/cls.py
+    L294-338) and the per-step reward (decay 0.9, cap 5, scale 0.1) recomputed by hand."""
+    parts = _cls_parts(1)
+    lanes = ClassificationLanes(parts["train_ctrl"], parts["valid_ctrl"], [0.02, 0.02])
+    lanes.reset(torch.Generator().manual_seed(0))
+    w1, b1, w2, b2 = mlp_unflatten(lanes.theta)
+    assert torch.all(b1 == 0.1) and torch.all(b2 == 0.1) and float(w1.abs().max()) <= 0.2
+    assert lanes.features[0].tolist() == pytest.approx([0, 1 + math.log(1 + 1e-4) / 10, 0, 0, 0, 0])
+    prev, ib = None, None
+    for a in (0, 1, 0):
+        r = float(lanes.step(torch.tensor([a, a]))[0])
+        t, v = float(lanes.train_loss[0]), float(lanes.valid_loss[0])
+        ta, va = float(lanes.train_acc[0]), float(lanes.valid_acc[0])
+        improve = 0.1 if prev is None else prev - v
+        ib = improve if ib is None else 0.9 * ib + 0.1 * improve
+        want = 0.1 * math.copysign(min(math.sqrt(abs(improve) / (abs(ib) + 1e-5)), 5.0), improve)
+        assert r == pytest.approx(want, rel=1e-6)
+        mag_ce = float(lanes.g_task[0].norm()) / math.sqrt(1122)
+        mag_l1 = 0.02  # no parameter is exactly 0
+        assert lanes.features[0].tolist() == pytest.approx(
+            [(v - t) / t, 1 + math.log(abs(ib) + 1e-4) / 10, t, float(lanes.l1[0]),
+             (ta - va) / va, (mag_ce - mag_l1) / mag_l1], rel=1e-5)
+        prev = v
+
+
+def test_cls_validation_keeps_highest_accuracy_strictly():
+    parts = _cls_parts()
+    lanes = ClassificationLanes(parts["train_task"], parts["valid_task"], [0.02],
+                                max_endurance=1, early_stop=True, features=False)
+    lanes.reset(torch.Generator().manual_seed(0))
+    alive = []
+    for i, acc in enumerate([0.6, 0.8, 0.8, 0.7]):
+        lanes.step_no = 10 * (i + 1)
+        lanes.metric = torch.tensor([acc], dtype=torch.float64)
+        lanes.theta = torch.full_like(lanes.theta, float(i))
+        lanes.validate()
+        alive.append(bool(lanes.alive[0]))
+    assert float(lanes.best[0]) == 0.8 and int(lanes.best_step[0]) == 20  # a tie is no progress
+    assert torch.all(lanes.best_theta == 1.0) and alive == [True, True, True, False]
+    errors = lanes.test_scores(parts["test"])
+    assert errors.shape == (1, 1000) and set(errors.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_controller_bank_groups_match_standalone_controllers():
+    hidden, temp, seeds = [16, 0, 16, 16], [2.0, 2.0, 1.0, 2.0], [5, 6, 7, 8]
+    bank = ControllerBank(3, hidden, temp, seeds)
+    assert len(bank.groups) == 3
+    x = torch.randn(4, 7, 3, generator=torch.Generator().manual_seed(0))
+    a = torch.randint(0, 2, (4, 7), generator=torch.Generator().manual_seed(1))
+    probs, logp = bank(x), bank.log_prob(x, a)
+    for i in range(4):
+        one = Controller(3, 2, hidden=hidden[i], temperature=temp[i], seed=seeds[i])
+        assert torch.allclose(probs[i], one(x[i]), atol=1e-6)
+        assert torch.allclose(logp[i], one.log_prob(x[i], a[i]), atol=1e-6)
+    big = bank.repeat(3)
+    assert big.M == 12 and torch.allclose(big(x.repeat_interleave(3, 0))[3:6],
+                                          probs[1].expand(3, -1, -1), atol=1e-6)
+
+
+def test_per_lane_adam_step_equals_adam_at_each_lr():
+    """Two lanes at lr 1e-3 and 1e-2 after three steps equal torch.optim.Adam at those rates."""
+    bank = ControllerBank(3, 16, 2.0, [0, 1])
+    refs = [Controller(3, 2, hidden=16, temperature=2.0, seed=s) for s in (0, 1)]
+    opts = [torch.optim.Adam(r.parameters(), lr=lr) for r, lr in zip(refs, (1e-3, 1e-2))]
+    opt = torch.optim.Adam(bank.parameters(), lr=1.0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x, a = torch.randn(2, 5, 3, generator=g), torch.randint(0, 2, (2, 5), generator=g)
+        ret = torch.randn(2, 5, generator=g)
+        opt.zero_grad()
+        policy_loss(bank, x, a, ret).backward()
+        per_lane_adam_step(bank, opt, torch.tensor([1e-3, 1e-2]))
+        for i, (r, o) in enumerate(zip(refs, opts)):
+            o.zero_grad()
+            policy_loss(r, x[i], a[i], ret[i]).backward()
+            o.step()
+    for i, r in enumerate(refs):
+        for p, q in zip(bank.groups[0].parameters(), r.parameters()):
+            assert torch.allclose(p[i], q, atol=1e-6)
+    with pytest.raises(ValueError, match="lr=1"):
+        per_lane_adam_step(bank, torch.optim.Adam(bank.parameters(), lr=0.1), torch.ones(2))
+
+
+def test_ema_baseline_tensor_decay():
+    base = EMABaseline(torch.tensor([0.5, 0.9]), clip=torch.tensor([10.0, 0.5]))
+    assert torch.equal(base(torch.tensor([2.0, 2.0])), torch.zeros(2))
+    adv = base(torch.tensor([4.0, 4.0]))  # B = (3, 2.2): adv (1, 1.8 -> clipped 0.5)
+    assert torch.allclose(adv, torch.tensor([1.0, 0.5])) and torch.allclose(
+        base.value, torch.tensor([3.0, 2.2]))
+    with pytest.raises(ValueError):
+        EMABaseline(torch.tensor([0.5, 1.2]))
+
+
+def test_report_sign_lane_moves_against_the_corrected_one():
+    """Same seed, same episode (one lane each, same generators): the report's update (direction
+    -1) moves the controller by the opposite of the corrected one's first Adam step (Adam's
+    first step is -lr g/|g|, odd in g)."""
+    parts, _, _ = _tiny_parts()
+    init = Controller(5, 2, hidden=16, temperature=2.0, seed=3)
+    moves = []
+    for sign in (1.0, -1.0):
+        out = train_controllers(Lanes, parts, [0.2], [3], episodes=1, max_steps=20,
+                                direction=sign, task_seed=0, shaping=True)
+        # the first episode is the best so far, so the kept controller is the updated one
+        moves.append([p[0].detach() - q.detach() for p, q in
+                      zip(out["controller"].groups[0].parameters(), init.parameters())])
+    for d0, d1 in zip(*moves):
+        assert torch.allclose(d0, -d1, atol=1e-7)
+    assert max(float(d.abs().max()) for d in moves[0]) > 0
+
+
+def test_weights_for_normalised_and_dropped_features():
+    scale = torch.tensor([2.0, 4.0, 0.5])
+    lanes = [{"features": "normalised"}, {}, {"features": "drop:0,2"}]
+    w = weights_for(lanes, scale, 3)
+    assert w.tolist() == [[0.5, 0.25, 2.0], [1, 1, 1], [0, 1, 0]]
+    assert weights_for([{}, {}], scale, 3) is None
+    with pytest.raises(ValueError, match="unknown feature setting"):
+        weights_for([{"features": "whiten"}], scale, 3)
+    assert SETTINGS["official"] == {} and "hidden=0" in SETTINGS
+
+
+def test_summarise_by_hand():
+    """Medians 4.0 (official), 4.6 and 3.9 -> spread 0.7; best baseline 3.8 -> gap 0.2, ratio
+    3.5 > 1: not robust. Ablations are left out of the spread."""
+    lanes = [{"setting": s} for s in ("official", "official", "C=2e3", "C=2e3", "T=1", "T=1",
+                                      "drop:loss-values", "drop:loss-values")]
+    test = torch.tensor([[3.9, 4.0, 4.1], [4.0, 4.0, 3.8], [4.6, 4.7, 4.5], [4.6, 4.6, 4.9],
+                         [3.9, 3.9, 3.8], [3.9, 4.0, 3.9], [9.0, 9.0, 9.0], [9.0, 9.0, 9.0]])
+    out = summarise(lanes, test, 3.8, "dgs", 2)
+    assert out["settings"]["official"]["median"] == pytest.approx(4.0)
+    assert out["settings"]["C=2e3"]["median"] == pytest.approx(4.6)
+    assert out["spread_of_medians"] == pytest.approx(0.7)
+    assert out["gap_to_best_baseline"] == pytest.approx(0.2)
+    assert out["ratio"] == pytest.approx(3.5) and out["not_robust"] is True
+    assert out["worst_setting"] == "C=2e3" and out["best_setting"] == "T=1"
+    assert out["ablation"]["loss-values"] == pytest.approx(9.0)
+    assert out["ablation"]["none"] == pytest.approx(float(test[:2].mean()))
+
+
+def test_classification_experiment_runs_tiny():
+    """Plumbing: a tiny budget yields every key the ledger reads."""
+    s = dict(CLASSIFICATION["small"], steps=20, trials=2, dgs_lams=[0.001], thresholds=[0.0],
+             ctrl_seeds=[0], episodes=1, episode_steps=20, sweep_lams=[0.2], n_boot=50,
+             variants=1, frozen=2, frozen_trials=2)
+    v = classification_experiment(s, seed=0)
+    for m in ("w-o-l1", "w-o-l1-trainval", "alternate", "dgs", "s1", "s2", "s3", "autoloss",
+              "autoloss-report-sign", "autoloss-no-baseline", "autoloss-terminal-only"):
+        assert 0 <= v["error"][m] <= 1 and v["acc"][m] == pytest.approx(1 - v["error"][m])
+    for m in ("autoloss-report-sign", "autoloss-no-baseline", "dgs"):
+        assert v["vs_autoloss"][m]["lo"] <= v["vs_autoloss"][m]["diff"] <= v["vs_autoloss"][m]["hi"]
+    assert set(v["autoloss_sweep"]) == {"0.02", "0.2"}
+    assert len(v["frozen"]["raw"]["acc"]) == 4 and isinstance(v["frozen_normalised_narrower"], bool)
+    for k in ("autoloss_beats_all", "w_o_l1_overfits", "autoloss_best_mean"):
         assert isinstance(v[k], bool)

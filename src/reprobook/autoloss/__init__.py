@@ -3,8 +3,11 @@ arXiv 1810.02442), and the reproducibility report of Kothari, Liu & Lavrov (seed
 
 ``kernels`` holds the data generators, the quadratic task model and L1 loss, the controller with
 REINFORCE and its baseline, the rewards, the hand-crafted schedules and the inception score;
-``regression`` the lockstep quadratic-regression engine (official protocol); ``experiments`` the
-chapter's runs (``run_regression``: paper Table 1 regression row, Fig. 1 sweep).
+``engine`` the lockstep engine (many task models and controllers as one tensor program, official
+protocol); ``regression`` and ``classification`` its two tasks; ``sensitivity`` the controller
+settings and feature ablations; ``experiments`` the chapter's runs (``run_regression``: Table 1
+regression row, Fig. 1 sweep, Table 3, sensitivity; ``run_classification``: Table 1
+classification row, report variants, frozen random controllers); ``figures`` the plots.
 Official code: safpla/AutoLossRelease @ c3cdf97. Spec: shared/specs/autoloss.md.
 """
 from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_reward,
@@ -12,9 +15,10 @@ from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_rewa
                       make_regression_data, policy_loss, quadratic_predict, reinforce_step,
                       segment_reward, shaping_reward)
 
-from .experiments import REGRESSION  # noqa: E402
+from .experiments import CLASSIFICATION, REGRESSION  # noqa: E402
 
-PROFILES = {name: {"regression": REGRESSION[name]} for name in ("small", "full")}
+PROFILES = {name: {"regression": REGRESSION[name], "classification": CLASSIFICATION[name]}
+            for name in ("small", "medium", "full")}
 
 __all__ = ["PROFILES", "L1_ACTION", "MSE_ACTION", "Controller", "EMABaseline", "final_reward",
            "handcrafted_action", "inception_score", "l1_penalty", "make_classification_data",

@@ -1,37 +1,82 @@
 """The AutoLoss chapter's experiments (Xu et al., ICLR 2019; report of Kothari, Liu & Lavrov).
 
-``run_regression``: paper Table 1's regression row and the lambda sweep of Fig. 1 on the official
-data (``gen_reg_data.py``: 5 partitions of 200 rows), with the official training protocol
-(``config/reg``, ``trainer.py``): W/O L1, DGS (lambda grid, picked on valid_task; the
-test-picked lambda is reported and labelled), S1-S3 (threshold picked on valid_task), the 1:1
-alternation, and AutoLoss controllers trained with REINFORCE. Every method is scored on the same
-200 test rows; differences to AutoLoss come with paired bootstrap intervals over those rows.
-Results go through ``reprobook.results.Store.run`` (experiment ``autoloss_regression``).
+``run_regression``: paper Table 1's regression row, the lambda sweep of Fig. 1, the feature
+ablation of Table 3 and the sensitivity study (controller seeds, reward constant, clip, shaping,
+baseline decay, controller learning rate, temperature, hidden 0/16, feature normalisation) on
+the official data (``gen_reg_data.py``: 5 partitions of 200 rows) with the official protocol
+(``config/reg``, ``trainer.py``). ``run_classification``: Table 1's classification row on the
+official ``gen_cls_data.py`` data (``config/cls``), the report's variants (sign error, no
+baseline) and frozen random controllers with raw vs normalised features (report §6.1).
+Baselines: W/O L1, DGS (lambda grid picked on valid_task; the test-picked lambda is reported and
+labelled), S1-S3 (threshold picked on valid_task), the 1:1 alternation. Every method is scored on
+the same test rows; differences to AutoLoss come with paired bootstrap intervals over those rows.
+Results go through ``reprobook.results.Store.run`` (experiments ``autoloss_regression`` and
+``autoloss_classification``).
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
 import torch
 
-from .kernels import make_regression_data
-from .regression import OFFICIAL, partitions, run_fixed, test_controllers, train_controllers
+from .classification import OFFICIAL as CLS_OFFICIAL, ClassificationLanes, cls_partitions
+from .engine import ControllerBank, feature_scale, run_fixed, test_controllers, \
+    train_controllers
+from .kernels import make_classification_data, make_regression_data
+from .regression import OFFICIAL, RegressionLanes, partitions
+from .sensitivity import SETTINGS, summarise, weights_for
 
 LAMBDA_SPREAD = 0.1  # "same MSE regardless of lambda": AutoLoss's test MSE range over the sweep
 PAPER_NOISE_FLOOR = 3.94  # paper §5.1.1: "groundtruth MSE 3.94 ... subtracted from our results"
+RIVALS = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
 
 REGRESSION = {
-    "small": {"steps": 3000, "trials": 3, "dgs_lams": np.logspace(-3, 1, 9).tolist(),
-              "thresholds": [-0.5, 0.0, 0.1, 0.5, 2.0], "ctrl_seeds": [0, 1],
-              "episodes": 6, "episode_steps": 3000, "sweep_lams": [0.02, 2.0],
-              "terminal_only": True, "report_sign": 1, "n_boot": 2000},
+    "small": {"steps": 2000, "trials": 3, "dgs_lams": np.logspace(-3, 1, 9).tolist(),
+              "thresholds": [-0.5, 0.0, 0.1, 0.5, 2.0], "ctrl_seeds": [0, 1, 2],
+              "episodes": 3, "episode_steps": 2000, "sweep_lams": [0.02, 2.0],
+              "sensitivity": True, "report_sign": 3, "n_boot": 2000},
+    "medium": {"steps": 20000, "trials": 5, "dgs_lams": np.logspace(-3, 1, 17).tolist(),
+               "thresholds": [-0.5, -0.25, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
+               "ctrl_seeds": [0, 1, 2], "episodes": 20, "episode_steps": 20000,
+               "sweep_lams": [0.02, 2.0], "sensitivity": True, "report_sign": 3,
+               "n_boot": 5000},
     "full": {"steps": 20000, "trials": 10, "dgs_lams": np.logspace(-3, 1, 50).tolist(),
              "thresholds": [-0.75, -0.5, -0.25, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
              "ctrl_seeds": [0, 1, 2, 3, 4], "episodes": 400, "episode_steps": 20000,
-             "sweep_lams": [0.001, 0.01, 0.1, 1.0, 10.0], "terminal_only": True, "report_sign": 5,
+             "sweep_lams": [0.001, 0.01, 0.1, 1.0, 10.0], "sensitivity": True, "report_sign": 5,
              "n_boot": 10000},
 }
+CLASSIFICATION = {
+    "small": {"steps": 1000, "trials": 2, "dgs_lams": np.logspace(-5, -1, 5).tolist(),
+              "thresholds": [-0.5, 0.0, 0.5, 2.0], "ctrl_seeds": [0, 1, 2],
+              "episodes": 4, "episode_steps": 1000, "sweep_lams": [0.2],
+              "variants": 2, "frozen": 8, "frozen_trials": 1, "n_boot": 2000},
+    "medium": {"steps": 2000, "trials": 10, "dgs_lams": np.logspace(-6, -1, 26).tolist(),
+               "thresholds": [-0.5, -0.25, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+               "ctrl_seeds": [0, 1, 2, 3, 4], "episodes": 150, "episode_steps": 2000,
+               "sweep_lams": [0.2], "variants": 3, "frozen": 50, "frozen_trials": 2,
+               "n_boot": 5000},
+    "full": {"steps": 2000, "trials": 10, "dgs_lams": np.logspace(-6, -1, 50).tolist(),
+             "thresholds": [-0.75, -0.5, -0.25, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
+             "ctrl_seeds": [0, 1, 2, 3, 4], "episodes": 2000, "episode_steps": 2000,
+             "sweep_lams": [0.0002, 0.002, 0.2], "variants": 5, "frozen": 100,
+             "frozen_trials": 3, "n_boot": 10000},
+}
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run with one intra-op thread: the lockstep programs are many small tensor ops, for which
+    a second thread costs more in synchronisation than it gives (on a shared 2-core machine
+    the chapter ran about twice as long with two threads); the old count is restored."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def paired_bootstrap(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, seed: int = 0):
@@ -44,30 +89,102 @@ def paired_bootstrap(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, seed:
     return float(d.mean()), lo, hi
 
 
-def _baselines(parts, s, seed):
-    """All fixed schedules as lanes of one lockstep program: (method, lambda, threshold) x trials."""
-    lam0 = OFFICIAL["lam"]
+def _baselines(task, parts, s, seed):
+    """All fixed schedules as lanes of one lockstep program: (method, lambda, threshold) x
+    trials, plus W/O L1 trained on train_task + valid_task (the paper's wording)."""
+    lam0 = task.OFFICIAL["lam"]
     specs = [("w-o-l1", 0, lam0, 0.0), ("alternate", 2, lam0, 0.0)]
     specs += [(f"dgs@{lam:.4g}", 1, lam, 0.0) for lam in s["dgs_lams"]]
     for k, kind in (("s1", 3), ("s2", 4), ("s3", 5)):
         specs += [(f"{k}@{th:g}", kind, lam0, th) for th in s["thresholds"]]
-    T = s["trials"]
-    out = run_fixed(parts, [sp[2] for sp in specs for _ in range(T)],
-                    [sp[1] for sp in specs for _ in range(T)],
-                    [sp[3] for sp in specs for _ in range(T)], seed=seed, max_steps=s["steps"])
-    n = out["sq_err"].shape[-1]
-    return {sp[0]: {"sq_err": out["sq_err"].view(len(specs), T, n)[i],
-                    "best_valid": out["best_valid"].view(len(specs), T)[i],
-                    "l1_fraction": out["l1_fraction"].view(len(specs), T)[i]}
-            for i, sp in enumerate(specs)}
+    T, runs = s["trials"], {}
+    for group in ([sp for sp in specs if sp[1] not in (3, 4)],  # two programs: S1 and S2 read
+                  [sp for sp in specs if sp[1] in (3, 4)]):   # the validation set every step
+        out = run_fixed(task, parts, [sp[2] for sp in group for _ in range(T)],
+                        [sp[1] for sp in group for _ in range(T)],
+                        [sp[3] for sp in group for _ in range(T)], seed=seed,
+                        max_steps=s["steps"])
+        n = out["test"].shape[-1]
+        runs.update({sp[0]: {"test": out["test"].view(len(group), T, n)[i],
+                             "best_valid": out["best_valid"].view(len(group), T)[i],
+                             "l1_fraction": out["l1_fraction"].view(len(group), T)[i]}
+                     for i, sp in enumerate(group)})
+    both = {**parts, "train_task": tuple(torch.cat([a, b]) for a, b in
+                                         zip(parts["train_task"], parts["valid_task"]))}
+    runs["w-o-l1-trainval"] = run_fixed(task, both, [lam0] * T, [0] * T, [0.0] * T, seed=seed,
+                                        max_steps=s["steps"])
+    return runs
 
 
-def _pick(runs: dict, prefix: str, by: str):
-    """The grid point of ``prefix@...`` with the lowest mean best-valid (by='valid') or test MSE."""
+def _pick(runs: dict, prefix: str, by: str, higher_better: bool):
+    """The grid point of ``prefix@...`` with the best mean best-valid (by='valid') or the lowest
+    mean test score (by='test')."""
     keys = [k for k in runs if k.startswith(prefix + "@")]
-    score = {k: float(runs[k]["best_valid"].mean() if by == "valid" else
-                      runs[k]["sq_err"].mean()) for k in keys}
-    return min(score, key=score.get), score
+    if by == "valid":
+        score = {k: float(runs[k]["best_valid"].mean()) * (-1 if higher_better else 1)
+                 for k in keys}
+    else:
+        score = {k: float(runs[k]["test"].mean()) for k in keys}
+    return min(score, key=score.get)
+
+
+def _controllers(task, parts, lanes: list, s: dict, seed: int, weights) -> tuple:
+    """Train one controller per lane spec (dicts of per-lane settings) and test each on
+    ``trials`` fresh task models. Returns (trained, tested)."""
+    keys = ("hidden", "temperature", "lr_ctrl", "reward_c", "adv_clip", "baseline_decay")
+    per = {k: [ls.get(k, task.OFFICIAL[k]) for ls in lanes] for k in keys}
+    lam = [ls["lam"] for ls in lanes]
+    trained = train_controllers(
+        task, parts, lam, [ls["seed"] for ls in lanes], episodes=s["episodes"],
+        max_steps=s["episode_steps"], shaping=[ls.get("shaping", True) for ls in lanes],
+        direction=[ls.get("direction", 1.0) for ls in lanes],
+        use_baseline=[ls.get("use_baseline", True) for ls in lanes], feature_weight=weights,
+        task_seed=seed + 17, **per)
+    tested = test_controllers(task, parts, trained["controller"], lam, s["trials"], seed + 31,
+                              s["steps"], feature_weight=weights)
+    return trained, tested
+
+
+def _table(runs: dict, variants: list, higher_better: bool, n_boot: int, seed: int) -> tuple:
+    """Pick DGS and S1-S3 on valid_task; per-row test scores (mean over trials) per method and
+    paired intervals of AutoLoss minus each method."""
+    picked = {"dgs": _pick(runs, "dgs", "valid", higher_better),
+              "dgs-test-picked": _pick(runs, "dgs", "test", higher_better)}
+    for k in ("s1", "s2", "s3"):
+        picked[k] = _pick(runs, k, "valid", higher_better)
+    table = {"w-o-l1": "w-o-l1", "w-o-l1-trainval": "w-o-l1-trainval",
+             "alternate": "alternate", **picked, **{v: v for v in variants}}
+    per_row = {m: runs[k]["test"].mean(0) for m, k in table.items()}
+    vs = {}
+    for m in table:
+        if m != "autoloss":
+            mean, lo, hi = paired_bootstrap(per_row["autoloss"], per_row[m], n_boot, seed)
+            vs[m] = {"diff": mean, "lo": lo, "hi": hi}
+    return table, per_row, picked, vs
+
+
+def _variant_runs(runs, lanes, tested):
+    for name in sorted({ls["name"] for ls in lanes if ls["name"] != "sweep"}):
+        idx = [i for i, ls in enumerate(lanes) if ls["name"] == name]
+        runs[name] = {k: tested[k][idx].flatten(0, 1) for k in ("test", "best_valid",
+                                                                 "l1_fraction")}
+
+
+def _sweep(lanes, tested) -> dict:
+    """AutoLoss's mean test score per controller at each lambda (official lanes and sweep)."""
+    out = {}
+    for i, ls in enumerate(lanes):
+        if ls["name"] in ("autoloss", "sweep"):
+            out.setdefault(f"{ls['lam']:.4g}", []).append(float(tested["test"][i].mean()))
+    return out
+
+
+def _history(trained, lanes):
+    hist = trained["history"]
+    return {"lanes": [{k: (v if not isinstance(v, float) or np.isfinite(v) else str(v))
+                       for k, v in ls.items()} for ls in lanes],
+            "episode_best_valid": hist["best_valid"], "episode_steps": hist["steps"],
+            "episode_l1_fraction": hist["l1_fraction"]}
 
 
 def regression_experiment(s: dict, seed: int = 0) -> dict:
@@ -77,99 +194,153 @@ def regression_experiment(s: dict, seed: int = 0) -> dict:
     parts = partitions(data)
     noise2 = ((data["y"] - data["x"] @ data["w"]) ** 2).view(5, -1).mean(1)
     floor = float(noise2[4])  # the test partition's realised noise floor
-    runs = _baselines(parts, s, seed)
+    runs = _baselines(RegressionLanes, parts, s, seed)
     t_base = time.perf_counter() - t0
-    # W/O L1 as the paper words it: MSE only on train_task + valid_task (best valid_task checkpoint)
-    both = {**parts, "train_task": tuple(torch.cat([a, b]) for a, b in
-                                         zip(parts["train_task"], parts["valid_task"]))}
-    tv = run_fixed(both, [OFFICIAL["lam"]] * s["trials"], [0] * s["trials"], [0.0] * s["trials"],
-                   seed=seed, max_steps=s["steps"])
-    runs["w-o-l1-trainval"] = tv
-    t_base = time.perf_counter() - t0
-    # controllers: one lane per (name, seed, lambda, shaping, direction), trained in one program
     lam0, seeds = OFFICIAL["lam"], s["ctrl_seeds"]
-    lane_specs = [("autoloss", cs, lam0, True, 1.0) for cs in seeds]
-    lane_specs += [("sweep", seeds[0], lam, True, 1.0) for lam in s["sweep_lams"]]
-    if s["terminal_only"]:
-        lane_specs += [("autoloss-terminal-only", cs, lam0, False, 1.0) for cs in seeds]
-    lane_specs += [("autoloss-report-sign", cs, lam0, True, -1.0) for cs in seeds[:s["report_sign"]]]
-    lam = [ls[2] for ls in lane_specs]
-    trained = train_controllers(parts, lam, [ls[1] for ls in lane_specs],
-                                shaping=torch.tensor([ls[3] for ls in lane_specs]),
-                                direction=torch.tensor([ls[4] for ls in lane_specs]),
-                                episodes=s["episodes"], max_steps=s["episode_steps"],
-                                task_seed=seed + 17)
+    settings = SETTINGS if s["sensitivity"] else {"official": {}, "no-shaping": {"shaping": False}}
+    lanes = [{"name": "setting:" + name, "setting": name, "seed": cs, "lam": lam0, **over}
+             for name, over in settings.items() for cs in seeds]
+    lanes += [{"name": "sweep", "seed": seeds[0], "lam": lam} for lam in s["sweep_lams"]]
+    lanes += [{"name": "autoloss-report-sign", "seed": cs, "lam": lam0, "direction": -1.0}
+              for cs in seeds[:s["report_sign"]]]
+    scale = feature_scale(RegressionLanes, parts, 500)
+    weights = weights_for(lanes, scale, RegressionLanes.n_features)
+    trained, tested = _controllers(RegressionLanes, parts, lanes, s, seed, weights)
     t_train = time.perf_counter() - t0 - t_base
-    tested = test_controllers(parts, trained["controller"], lam, s["trials"], seed + 31,
-                              s["steps"])
-    t_test = time.perf_counter() - t0 - t_base - t_train
-    variants = sorted({ls[0] for ls in lane_specs} - {"sweep"})
-    for name in variants:
-        idx = [i for i, ls in enumerate(lane_specs) if ls[0] == name]
-        runs[name] = {k: tested[k][idx].flatten(0, 1) for k in ("sq_err", "best_valid",
-                                                                   "l1_fraction")}
-    picked = {"dgs": _pick(runs, "dgs", "valid")[0], "dgs-test-picked": _pick(runs, "dgs", "test")[0]}
-    for k in ("s1", "s2", "s3"):
-        picked[k] = _pick(runs, k, "valid")[0]
-    table = {"w-o-l1": "w-o-l1", "w-o-l1-trainval": "w-o-l1-trainval", "alternate": "alternate",
-             **picked, **{v: v for v in variants}}
-    per_row = {m: runs[k]["sq_err"].mean(0) for m, k in table.items()}  # mean over trials
+    for ls in lanes:  # the official setting is Table 1's AutoLoss, no-shaping its terminal-only
+        ls["name"] = {"setting:official": "autoloss",
+                      "setting:no-shaping": "autoloss-terminal-only"}.get(ls["name"], ls["name"])
+    _variant_runs(runs, lanes, tested)
+    variants = sorted({ls["name"] for ls in lanes} - {"sweep"})
+    variants = [v for v in variants if not v.startswith("setting:")]
+    table, per_row, picked, vs = _table(runs, variants, False, s["n_boot"], seed)
     raw = {m: float(e.mean()) for m, e in per_row.items()}
     values = {
         "noise_floor_test": floor, "noise_floor_paper": PAPER_NOISE_FLOOR,
         "noise_floor_partitions": noise2.tolist(),
         "mse": {m: v - PAPER_NOISE_FLOOR for m, v in raw.items()},
         "mse_raw": raw, "mse_minus_floor": {m: v - floor for m, v in raw.items()},
-        "mse_trials": {m: runs[k]["sq_err"].mean(-1).tolist() for m, k in table.items()},
+        "mse_trials": {m: runs[k]["test"].mean(-1).tolist() for m, k in table.items()},
         "picked": picked, "l1_fraction": {m: float(runs[k]["l1_fraction"].mean())
                                           for m, k in table.items()},
-        "vs_autoloss": {}, "dgs_sweep": {}, "thresholds": {}, "autoloss_sweep": {},
+        "vs_autoloss": vs, "dgs_sweep": {}, "thresholds": {}, "autoloss_sweep": {},
     }
-    for m in table:
-        if m != "autoloss":
-            mean, lo, hi = paired_bootstrap(per_row["autoloss"], per_row[m], s["n_boot"], seed)
-            values["vs_autoloss"][m] = {"diff": mean, "lo": lo, "hi": hi}
-    rivals = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
-    values["autoloss_beats_all"] = all(values["vs_autoloss"][m]["hi"] < 0 for m in rivals)
-    values["autoloss_best_mean"] = all(raw["autoloss"] < raw[m] for m in rivals)
+    values["autoloss_beats_all"] = all(vs[m]["hi"] < 0 for m in RIVALS)
+    values["autoloss_best_mean"] = all(raw["autoloss"] < raw[m] for m in RIVALS)
     for lam_ in s["dgs_lams"]:
         r = runs[f"dgs@{lam_:.4g}"]
         values["dgs_sweep"][f"{lam_:.4g}"] = {"valid": float(r["best_valid"].mean()),
-                                              "test": float(r["sq_err"].mean())}
+                                              "test": float(r["test"].mean())}
     for k in ("s1", "s2", "s3"):
         values["thresholds"][k] = {str(th): {"valid": float(runs[f"{k}@{th:g}"]["best_valid"].mean()),
-                                             "test": float(runs[f"{k}@{th:g}"]["sq_err"].mean())}
+                                             "test": float(runs[f"{k}@{th:g}"]["test"].mean())}
                                    for th in s["thresholds"]}
-    for i, ls in enumerate(lane_specs):
-        if ls[0] in ("autoloss", "sweep"):
-            values["autoloss_sweep"].setdefault(f"{ls[2]:.4g}", []).append(
-                float(tested["sq_err"][i].mean()))
+    values["autoloss_sweep"] = _sweep(lanes, tested)
     sweep = {k: float(np.mean(v)) for k, v in values["autoloss_sweep"].items()}
     values["autoloss_lambda_spread"] = max(sweep.values()) - min(sweep.values())
     values["autoloss_lambda_independent"] = values["autoloss_lambda_spread"] < LAMBDA_SPREAD
     _, lo, _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"], s["n_boot"], seed)
     values["w_o_l1_overfits"] = lo > 0
-    hist = trained["history"]
-    values["controller"] = {"lanes": [{"name": ls[0], "seed": ls[1], "lam": ls[2], "shaping": ls[3],
-                                       "direction": ls[4]} for ls in lane_specs],
-                            "episode_best_valid": hist["best_valid"],
-                            "episode_steps": hist["steps"], "episode_l1_fraction": hist["l1_fraction"],
-                            "per_lane_test": tested["sq_err"].mean(-1).mean(-1).tolist()}
-    values["runtime_s"] = {"baselines": t_base, "controller_training": t_train, "test": t_test}
-    train_steps = int(sum(max(ep) for ep in hist["steps"]))  # lockstep steps: longest lane
-    values["lockstep"] = {"baseline_lanes": sum(len(r["best_valid"]) for k, r in runs.items()
-                                                if not k.startswith("autoloss")),
-        "controller_lanes": len(lane_specs), "training_steps": train_steps,
-        "training_ms_per_step": 1e3 * t_train / max(train_steps, 1),
-        "baseline_ms_per_step": 1e3 * t_base / (2 * s["steps"])}
+    best_base = min(RIVALS, key=lambda m: raw[m])
+    values["sensitivity"] = summarise(lanes, tested["test"].mean(-1), raw[best_base], best_base,
+                                      len(seeds))
+    values["ablation"] = {"mse_raw": values["sensitivity"].pop("ablation")}
+    values["ablation"]["mse_minus_floor"] = {k: v - floor for k, v in
+                                             values["ablation"]["mse_raw"].items()}
+    values["feature_scale"] = scale.tolist()
+    values["controller"] = _history(trained, lanes)
+    values["controller"]["per_lane_test"] = tested["test"].mean(-1).mean(-1).tolist()
+    values["runtime_s"] = {"baselines": t_base, "controller_training": t_train,
+                           "test": time.perf_counter() - t0 - t_base - t_train}
+    train_steps = int(sum(max(ep) for ep in trained["history"]["steps"]))
+    values["lockstep"] = {"controller_lanes": len(lanes), "training_steps": train_steps,
+                          "training_ms_per_step": 1e3 * t_train / max(train_steps, 1),
+                          "baseline_ms_per_step": 1e3 * t_base / (2 * s["steps"])}
+    values["n_ctrl_seeds"] = len(seeds)
     return values
+
+
+def classification_experiment(s: dict, seed: int = 0) -> dict:
+    """Every number of the classification row, the report's variants and the frozen
+    random controllers (raw vs normalised features)."""
+    t0 = time.perf_counter()
+    parts = cls_partitions(make_classification_data())
+    task = ClassificationLanes
+    runs = _baselines(task, parts, s, seed)
+    t_base = time.perf_counter() - t0
+    lam0, seeds, nv = CLS_OFFICIAL["lam"], s["ctrl_seeds"], s["variants"]
+    lanes = [{"name": "autoloss", "seed": cs, "lam": lam0} for cs in seeds]
+    lanes += [{"name": "sweep", "seed": seeds[0], "lam": lam} for lam in s["sweep_lams"]]
+    lanes += [{"name": "autoloss-terminal-only", "seed": cs, "lam": lam0, "shaping": False}
+              for cs in seeds[:nv]]
+    lanes += [{"name": "autoloss-report-sign", "seed": cs, "lam": lam0, "direction": -1.0}
+              for cs in seeds[:nv]]
+    lanes += [{"name": "autoloss-no-baseline", "seed": cs, "lam": lam0, "use_baseline": False}
+              for cs in seeds[:nv]]
+    trained, tested = _controllers(task, parts, lanes, s, seed, None)
+    t_train = time.perf_counter() - t0 - t_base
+    _variant_runs(runs, lanes, tested)
+    variants = sorted({ls["name"] for ls in lanes} - {"sweep"})
+    table, per_row, picked, vs = _table(runs, variants, True, s["n_boot"], seed)
+    err = {m: float(e.mean()) for m, e in per_row.items()}
+    values = {"error": err, "acc": {m: 1 - v for m, v in err.items()},
+              "error_trials": {m: runs[k]["test"].mean(-1).tolist() for m, k in table.items()},
+              "picked": picked, "vs_autoloss": vs,
+              "l1_fraction": {m: float(runs[k]["l1_fraction"].mean()) for m, k in table.items()},
+              "dgs_sweep": {f"{lam:.4g}": {"valid_acc": float(runs[f"dgs@{lam:.4g}"]["best_valid"].mean()),
+                                           "test_error": float(runs[f"dgs@{lam:.4g}"]["test"].mean())}
+                            for lam in s["dgs_lams"]}}
+    values["autoloss_beats_all"] = all(vs[m]["hi"] < 0 for m in RIVALS)
+    values["autoloss_best_mean"] = all(err["autoloss"] < err[m] for m in RIVALS)
+    _, lo, _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"], s["n_boot"], seed)
+    values["w_o_l1_overfits"] = lo > 0
+    values["autoloss_sweep"] = _sweep(lanes, tested)
+    values["controller"] = _history(trained, lanes)
+    # frozen random controllers (report §6.1): untrained, raw vs normalised features
+    t1 = time.perf_counter()
+    scale = feature_scale(task, parts, 300)
+    K = s["frozen"]
+    bank = ControllerBank(task.n_features, CLS_OFFICIAL["hidden"], CLS_OFFICIAL["temperature"],
+                          [1000 + i for i in range(K)] * 2)
+    w = torch.cat([torch.ones(K, task.n_features), (1 / scale).expand(K, -1)])
+    frozen = test_controllers(task, parts, bank, [lam0] * (2 * K), s["frozen_trials"],
+                              seed + 57, s["steps"], feature_weight=w)
+    acc = 1 - frozen["test"].mean(-1)  # (2K, trials)
+    values["frozen"] = {}
+    for j, name in enumerate(("raw", "normalised")):
+        a = acc[j * K:(j + 1) * K].flatten()
+        values["frozen"][name] = {"acc": a.tolist(), "min": float(a.min()), "max": float(a.max()),
+                                  "range": float(a.max() - a.min()),
+                                  "q25": float(a.quantile(.25)), "q75": float(a.quantile(.75)),
+                                  "l1_fraction": float(frozen["l1_fraction"][j * K:(j + 1) * K].mean())}
+    values["frozen_normalised_narrower"] = (values["frozen"]["normalised"]["range"]
+                                            < values["frozen"]["raw"]["range"])
+    values["feature_scale"] = scale.tolist()
+    values["runtime_s"] = {"baselines": t_base, "controller_training": t_train,
+                           "test": t1 - t0 - t_base - t_train, "frozen": time.perf_counter() - t1}
+    values["n_ctrl_seeds"] = len(seeds)
+    return values
+
+
+def _run(store, experiment, fn, official, settings, profile, seed, force, data_source):
+    s = dict(settings)
+    config = {**s, "seed": seed, "official": official}
+    with one_thread():
+        return store.run(experiment, config, profile, seed, lambda: fn(s, seed), force=force,
+                         data_source=data_source)
 
 
 def run_regression(store, profile: str, seed: int = 0, settings: dict | None = None,
                    force: bool = False) -> dict:
     """Store-backed run of :func:`regression_experiment` (experiment ``autoloss_regression``)."""
-    s = dict(settings or REGRESSION[profile])
-    config = {**s, "seed": seed, "official": OFFICIAL}
-    return store.run("autoloss_regression", config, profile, seed,
-                     lambda: regression_experiment(s, seed), force=force,
-                     data_source="synthetic, dataio/gen_reg_data.py semantics (seed 1)")
+    return _run(store, "autoloss_regression", regression_experiment, OFFICIAL,
+                settings or REGRESSION[profile], profile, seed, force,
+                "synthetic, dataio/gen_reg_data.py semantics (seed 1)")
+
+
+def run_classification(store, profile: str, seed: int = 0, settings: dict | None = None,
+                       force: bool = False) -> dict:
+    """Store-backed run of :func:`classification_experiment` (``autoloss_classification``)."""
+    return _run(store, "autoloss_classification", classification_experiment, CLS_OFFICIAL,
+                settings or CLASSIFICATION[profile], profile, seed, force,
+                "synthetic, dataio/gen_cls_data.py semantics (sklearn make_classification, seed 1)")

@@ -249,12 +249,14 @@ def reinforce_step(controller: Controller, optimizer: torch.optim.Optimizer,
 class EMABaseline:
     """The moving-average baseline B of paper Eq. 2, B <- eta B + (1 - eta) R, in the official
     order (``models/reg.py`` L274-286): the first call sets B = R (advantage 0); later calls
-    update B first, then return clip(R - B, -clip, clip). Works on floats and tensors."""
+    update B first, then return clip(R - B, -clip, clip). Works on floats and tensors; ``decay``
+    and ``clip`` may be tensors (one value per independent controller)."""
 
-    def __init__(self, decay: float, clip: float | None = None):
-        if not 0.0 <= decay <= 1.0:
+    def __init__(self, decay, clip=None):
+        d = torch.as_tensor(decay, dtype=torch.float64)
+        if d.isnan().any() or (d < 0).any() or (d > 1).any():
             raise ValueError(f"decay must lie in [0, 1], got {decay!r}")
-        if clip is not None and not clip > 0:
+        if clip is not None and not bool((torch.as_tensor(clip) > 0).all()):
             raise ValueError(f"clip must be > 0 or None, got {clip!r}")
         self.decay, self.clip, self.value = decay, clip, None
 
@@ -265,8 +267,11 @@ class EMABaseline:
             self.value = self.decay * self.value + (1 - self.decay) * reward
         adv = reward - self.value
         if self.clip is not None:
-            adv = adv.clamp(-self.clip, self.clip) if torch.is_tensor(adv) else \
-                max(-self.clip, min(self.clip, adv))
+            if torch.is_tensor(adv):
+                c = torch.as_tensor(self.clip, dtype=adv.dtype)
+                adv = torch.maximum(torch.minimum(adv, c), -c)
+            else:
+                adv = max(-self.clip, min(self.clip, adv))
         return adv
 
 
