@@ -372,7 +372,12 @@ def _fmt(v):
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict) and all(_is_num(x) for x in v.values()):
-        return ", ".join(f"{k}: {x:.4g}" for k, x in v.items())
+        def order(k):
+            try:
+                return (0, float(k), "")
+            except ValueError:
+                return (1, 0.0, str(k))
+        return ", ".join(f"{k}: {v[k]:.4g}" for k in sorted(v, key=order))
     return str(v)
 
 

@@ -49,6 +49,17 @@ def data_root() -> Path:
     return Path.home() / ".cache" / "reprobook" / "data"
 
 
+def seed_text(number: str) -> str:
+    """The text of reproducibility report ``number`` ("003") from ``shared/seeds`` beside the
+    data root (the ledger tests count its numbers)."""
+    folder = data_root().parent / "seeds"
+    paths = sorted(folder.glob(f"{number}_*.txt"))
+    if not paths:
+        raise MissingData(f"report {number} not found in {folder}; point REPRO_DATA at the "
+                          "shared/data folder that has seeds/ beside it")
+    return paths[0].read_text()
+
+
 def cache_dir() -> Path:
     path = Path(os.environ.get("REPRO_CACHE", REPO_ROOT / "_build" / "cache"))
     path.mkdir(parents=True, exist_ok=True)

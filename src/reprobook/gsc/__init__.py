@@ -1,0 +1,29 @@
+"""Gradients explode - Deep networks are shallow (Philipp, Song & Carbonell, 2018, arXiv
+1712.05577), reproduced after the report of Flynn, Cann & Tasker (seed 003).
+
+The package, in the order of the spec (``shared/specs/gsc.md``):
+
+- :mod:`.models` -- the seven MLPs (ReLU, layer-/batch-ReLU, tanh, layer-/batch-tanh, SeLU),
+  normalisation without parameters, the paper's initialisation (§2 E1);
+- :mod:`.kernels` -- the gradient scale coefficient GSC(k, 0) (§1.2-1.4), pre-activation std and
+  sign diversity (§1.5), the per-layer growth rate of exploding gradients (§1.3);
+- :mod:`.depth` -- effective depth (§1.6) from operator-norm or GSC-weighted residual sizes,
+  threshold ``tau`` a parameter;
+- :mod:`.experiments` -- the profiles and Experiment 1, Gaussian noise (paper Fig. 1);
+- :mod:`.cifar` -- Experiment 2, CIFAR-10 training on :func:`reprobook.train.fit` (paper Fig. 3);
+- :mod:`.figures` -- the chapter's plots and tables.
+"""
+from .cifar import (DivideOnPlateau, StopWhenDiverged, cifar_tensors, run_cifar, summarise_cifar,
+                    summarise_extras, train_cifar)
+from .depth import (TAU, effective_depth, effective_depths, elementary_symmetric, gsc_weighted_rho,
+                    layer_io_norms, operator_norm, weight_change)
+from .experiments import (EXPLODE_RATE, PROFILES, TRAINED_ERROR, gaussian_data, gpu_over_cpu,
+                          matmul_flops, noise_replicate, run_noise, time_matmul, time_report_scale)
+from .figures import cifar_table, noise_table, plot_cifar, plot_noise, tau_table
+from .kernels import (_act_backward, _act_forward, _cross_entropy_sum, _frozen, _norm_backward,
+                      aggregate, cross_entropy_error, dot_error, fast_layer_stats, growth_rate,
+                      gsc_curve, gsc_pointwise, kl_error, layer_stats, log_fit_r2, qm_norm,
+                      quadratic_mean)
+from .models import ACTS, ARCHS, EXPLODING, MLP, Norm, make_mlp
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,305 @@
+"""Experiment 2 of Philipp, Song & Carbonell (2018), "Gradients explode - Deep networks are
+shallow" (arXiv 1712.05577): the four exploding MLPs trained on CIFAR-10 (paper Fig. 3;
+report of Flynn, Cann & Tasker, seed 003, §3.2 and its Fig. 4), on the book's one training
+loop :func:`reprobook.train.fit`.
+
+- :func:`train_cifar` -- plain SGD (or Adam) with the report's decay rule; per epoch the
+  training error, GSC(L, 0) with the training error layer, its growth rate over layers, and
+  the effective depth of both residual-size variants (spec shared/specs/gsc.md §1.6);
+- :func:`run_cifar` -- the learning-rate search, the final runs, a divergence probe at the
+  report's largest step sizes, an Adam run, and :func:`summarise_cifar`: what the ledger's
+  ``gsc_cifar`` claims read, including whether each network trained at all.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..train import EarlyStopping, Plateau, fit
+from .depth import (TAU, effective_depth, effective_depths, gsc_weighted_rho, layer_io_norms,
+                    weight_change)
+from .experiments import EXPLODE_RATE, TRAINED_ERROR
+from .kernels import cross_entropy_error, growth_rate, gsc_curve, kl_error
+from .models import make_mlp
+
+
+def cifar_tensors(data: dict, n_train: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened, per-channel standardised training images (first ``n_train`` of a seeded permutation)."""
+    x = data["x_train"].float().div_(255)
+    mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
+    x = ((x - mean) / std).flatten(1)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_train]
+    return x[perm].contiguous(), data["y_train"][perm].contiguous()
+
+
+def _rate(curve) -> float:
+    """The growth rate of a GSC curve; NaN for a network too shallow to fit one."""
+    try:
+        return growth_rate(curve)
+    except ValueError:
+        return float("nan")
+
+
+@dataclass
+class DivideOnPlateau(Plateau):
+    """The report's rule (§3.2): ``lr /= 3`` after ``patience`` epochs without a lower training
+    error. Divides (as the first GSC loop did) rather than multiplying by 1/3, one ulp apart."""
+
+    metric: str = "train_error"
+    divisor: float = 3.0
+
+    def epoch_end(self, epoch, opt, hist):
+        value = float(hist[self.metric][-1])
+        if self.best is None or value < self.best:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] / self.divisor
+            self.wait = 0
+
+
+@dataclass
+class StopWhenDiverged(EarlyStopping):
+    """Stop after the first epoch whose summed training loss is not finite (NaN or inf)."""
+
+    metric: str = "loss_finite"
+    restore_best: bool = False
+
+    def update(self, epoch, model, hist):
+        return not hist[self.metric][-1]
+
+
+def train_cifar(arch: str, lr: float, epochs: int, x: torch.Tensor, y: torch.Tensor, *,
+                depth: int = 51, width: int = 100, batch: int = 128, patience: int = 5,
+                gsc_points: int = 1000, loss: str = "kl", seed: int = 0, device="cpu",
+                checkpoint=None, measure: bool = True, tau: float = TAU,
+                optimizer: str = "sgd", progress=None) -> dict:
+    """Train the MLP with the report's decay rule (lr /= 3 after ``patience`` epochs without a
+    lower training error), each epoch's last partial batch left out as in the first loop.
+
+    Per epoch (with ``measure``): training error, GSC(L, 0) on ``gsc_points`` fixed training
+    images with the training error layer, the growth rate of the whole GSC curve, and the
+    effective depth at threshold ``tau`` of both residual-size variants (operator-norm and
+    GSC-weighted, spec §1.6). ``checkpoint`` (a path) makes the run resumable.
+    """
+    if loss not in ("kl", "ce"):
+        raise ValueError(f"loss must be 'kl' or 'ce', not {loss!r}")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+    gen = torch.Generator().manual_seed(seed)
+    model = make_mlp(arch, depth, width, d_in=x.shape[1], d_out=10, generator=gen).to(device)
+    w0 = [lin.weight.detach().cpu().clone() for lin in model.linears]
+    opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+    criterion = kl_error if loss == "kl" else cross_entropy_error
+    xg, yg = x[:gsc_points].to(device), y[:gsc_points].to(device)
+    n_used = len(x) - len(x) % batch
+    if n_used == 0:
+        raise ValueError(f"{len(x)} training images make no full batch of {batch}")
+    acc = {"wrong": torch.zeros((), dtype=torch.long, device=device),
+           "loss": torch.zeros((), dtype=torch.float64, device=device)}
+
+    def loss_fn(model, xb, yb):
+        if len(yb) < batch:  # the epoch's last partial batch: no update, as in the first loop
+            return torch.zeros((), requires_grad=True)
+        out = model(xb)
+        l = criterion(out, yb) / len(yb)
+        acc["wrong"] += (out.argmax(1) != yb).sum()
+        acc["loss"] += l.detach().double() * len(yb)
+        return l
+
+    def on_epoch(epoch, model):
+        total, wrong = float(acc["loss"]), int(acc["wrong"])
+        acc["wrong"].zero_(), acc["loss"].zero_()
+        finite = math.isfinite(total)
+        rec = {"train_error": wrong / n_used if finite else 1.0, "train_loss": total / n_used,
+               "loss_finite": finite, "gsc_L0": float("nan"), "gsc_rate": float("nan"),
+               "eff_depth": 0, "eff_depth_gsc": 0, "measure_s": 0.0}
+        if measure and finite:
+            t0 = time.perf_counter()
+            c = gsc_curve(model, xg, yg, error=criterion, group=100)
+            wc = weight_change(model, w0)
+            ins, outs = layer_io_norms(model, xg, group=100)
+            rec.update(gsc_L0=float(c["gsc"][0]), gsc_rate=_rate(c["gsc"]),
+                       eff_depth=effective_depth(wc["rho"], tau),
+                       eff_depth_gsc=effective_depth(gsc_weighted_rho(wc["op_change"], ins, outs), tau),
+                       measure_s=time.perf_counter() - t0)
+        return rec
+
+    h = fit(model, (x, y), loss_fn, opt, epochs=epochs, batch=batch, seed=seed, device=device,
+            schedule=DivideOnPlateau(patience=patience), on_epoch=on_epoch,
+            early_stopping=StopWhenDiverged(), checkpoint=checkpoint, progress=progress,
+            shuffle_seed=lambda s, e: s * 1000 + e)
+    hist = {"train_error": h["train_error"], "gsc_L0": h["gsc_L0"], "eff_depth": h["eff_depth"],
+            "lr": h["lr"], "loss": h["train_loss"], "eff_depth_gsc": h["eff_depth_gsc"],
+            "gsc_rate": h["gsc_rate"], "measure_s": h["measure_s"], "epoch_s": h["epoch_s"]}
+    wc = weight_change(model, w0)
+    finite = h["loss_finite"][-1] if h["loss_finite"] else True
+    ins, outs = layer_io_norms(model, xg, group=100)
+    rho_gsc = gsc_weighted_rho(wc["op_change"], ins, outs) if finite else [float("nan")] * len(w0)
+    return {"arch": arch, "lr": lr, "optimizer": optimizer, "tau": tau, "hist": hist,
+            "final_error": hist["train_error"][-1], "op_change": wc["op_change"], "rho": wc["rho"],
+            "rho_gsc": rho_gsc, "eff_depth_taus": effective_depths(wc["rho"]),
+            "eff_depth_gsc_taus": effective_depths(rho_gsc), "steps_per_epoch": n_used // batch}
+
+
+def run_cifar(store, profile: str, seed: int, settings: dict, data: dict, device="cpu",
+              progress=None) -> dict:
+    """Paper Fig. 3 / report Fig. 4: learning-rate search, then training with GSC(L,0),
+    effective depth and weight-change norms per epoch (experiment ``gsc_cifar``); then a
+    divergence probe at the report's largest step sizes and an Adam run.
+
+    Every (architecture, learning rate) search run, every final run, probe and Adam run is its
+    own record; the final runs checkpoint each epoch, so an interrupted run resumes.
+    """
+    s = settings
+    x, y = cifar_tensors(data, s["cifar_train"], seed)
+    common = {"depth": s["cifar_depth"], "batch": s["cifar_batch"], "patience": s["cifar_patience"],
+              "gsc_points": s["cifar_gsc_points"], "seed": seed, "n_train": s["cifar_train"],
+              "data": data["source"]}
+    kw = dict(depth=s["cifar_depth"], batch=s["cifar_batch"], patience=s["cifar_patience"],
+              gsc_points=s["cifar_gsc_points"], seed=seed, device=device)
+
+    def run(cfg, fn, ck=None):
+        rec = store.run("gsc_cifar_run", cfg, profile, seed, fn, data_source=data["source"])
+        if ck is not None and ck.exists():
+            ck.unlink()
+        return rec["values"]
+
+    search, final, probe, adam = {}, {}, {}, {}
+    cells = [(a, lr) for a in s["cifar_archs"] for lr in s["cifar_lrs"]]
+    for arch, lr in (progress(cells) if progress else cells):
+        cfg = {"arch": arch, "lr": lr, "epochs": s["cifar_search_epochs"], "stage": "search", **common}
+        search.setdefault(arch, {})[lr] = run(cfg, lambda: train_cifar(
+            arch, lr, s["cifar_search_epochs"], x, y, measure=False, **kw))["final_error"]
+    tau = s["cifar_tau"]
+    for arch in (progress(s["cifar_archs"]) if progress else s["cifar_archs"]):
+        best_lr = min(search[arch], key=lambda lr: (search[arch][lr], lr))
+        cfg = {"arch": arch, "lr": best_lr, "epochs": s["cifar_epochs"], "stage": "final",
+               "tau": tau, **common}
+        ck = store.checkpoint_path("gsc_cifar_run", cfg, profile)
+        final[arch] = run(cfg, lambda: train_cifar(arch, best_lr, s["cifar_epochs"], x, y,
+                                                   checkpoint=ck, tau=tau, **kw), ck)
+    n_probe = s["cifar_probe_train"]
+    for arch in s["cifar_archs"]:
+        for lr in s["cifar_probe_lrs"]:
+            cfg = {"arch": arch, "lr": lr, "epochs": 1, "stage": "probe", **common, "n_train": n_probe}
+            v = run(cfg, lambda: train_cifar(arch, lr, 1, x[:n_probe], y[:n_probe], measure=False, **kw))
+            probe.setdefault(arch, {})[str(lr)] = not math.isfinite(v["hist"]["loss"][-1])
+    for arch in s["cifar_adam_archs"]:
+        lr = s["cifar_adam_lr"]
+        cfg = {"arch": arch, "lr": lr, "epochs": s["cifar_adam_epochs"], "stage": "adam",
+               "tau": tau, **common}
+        adam[arch] = run(cfg, lambda: train_cifar(arch, lr, s["cifar_adam_epochs"], x, y,
+                                                  optimizer="adam", tau=tau, **kw))
+    logits = torch.randn(1000, 10, generator=torch.Generator().manual_seed(seed)) * 3
+    labels = torch.randint(0, 10, (1000,), generator=torch.Generator().manual_seed(seed + 1))
+    kl_ce = float((kl_error(logits, labels) - cross_entropy_error(logits, labels)).abs())
+    out = summarise_cifar(search, final, kl_ce, data["source"])
+    out.update(summarise_extras(final, probe, adam, s))
+    return out
+
+
+def summarise_cifar(search: dict, final: dict, kl_minus_ce: float, source: str) -> dict:
+    """The ledger's quantities from the final training runs."""
+    def finite(v):
+        return [g for g in v if g == g and g > 0]
+    towards, stable, later = [], [], []
+    for run in final.values():
+        g = finite(run["hist"]["gsc_L0"])
+        if len(g) >= 2:
+            towards.append(abs(math.log(g[-1])) < abs(math.log(g[0])))
+            stable.append(0.5 <= g[-1] / g[0] <= 2)
+        op = run["op_change"]
+        half = len(op) // 2
+        later.append(float(np.mean(op[half:])) > float(np.mean(op[:half])))
+    return {
+        "search": {a: {str(lr): e for lr, e in v.items()} for a, v in search.items()},
+        "best_lr": {a: r["lr"] for a, r in final.items()},
+        "hist": {a: r["hist"] for a, r in final.items()},
+        "op_change": {a: r["op_change"] for a, r in final.items()},
+        "final_error": {a: r["final_error"] for a, r in final.items()},
+        "max_eff_depth": max(max(r["hist"]["eff_depth"]) for r in final.values()),
+        "frac_gsc_towards_one": float(np.mean(towards)) if towards else float("nan"),
+        "frac_gsc_stable": float(np.mean(stable)) if stable else float("nan"),
+        "frac_later_layers_change_more": float(np.mean(later)),
+        "frac_trained": float(np.mean([r["final_error"] < 0.8 for r in final.values()])),
+        "kl_minus_ce": kl_minus_ce, "data_source": source,
+    }
+
+
+def _spearman(x, y) -> float:
+    """Spearman rank correlation; 0 when either side is constant (no monotone relation)."""
+    from scipy.stats import spearmanr
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(spearmanr(x, y)[0])
+
+
+def summarise_extras(final: dict, probe: dict, adam: dict, settings: dict) -> dict:
+    """What the second ledger pass reads: which networks trained (final training error below
+    ``TRAINED_ERROR`` = 0.8, chance being 0.9), effective depth per architecture in both
+    variants and over training, GSC at the start and end, the report's "GSC near 1 trains
+    faster" correlation, the weight-change ratio output half / input half, the divergence probe
+    and the Adam runs, and timings projected to the report's setup."""
+    s = settings
+    trained = {a: bool(r["final_error"] < TRAINED_ERROR) for a, r in final.items()}
+    ok = [a for a in final if trained[a]]
+    hist = {a: r["hist"] for a, r in final.items()}
+    eff = {a: int(max(h["eff_depth"])) for a, h in hist.items()}
+    eff_g = {a: int(max(h["eff_depth_gsc"])) for a, h in hist.items()}
+    n_ep = min((len(hist[a]["eff_depth"]) for a in ok), default=0)
+    curve = {str(e + 1): float(np.mean([hist[a]["eff_depth"][e] for a in ok])) for e in range(n_ep)}
+    rho_ep = [_spearman(np.arange(len(hist[a]["eff_depth"])), np.array(hist[a]["eff_depth"])) for a in ok]
+    first = {a: h["gsc_L0"][0] for a, h in hist.items()}
+    last = {a: h["gsc_L0"][-1] for a, h in hist.items()}
+    fin = [a for a in final if math.isfinite(last[a]) and last[a] > 0]
+    gsc_speed = (_spearman(np.abs(np.log([last[a] for a in fin])),
+                           np.array([np.mean(hist[a]["train_error"]) for a in fin]))
+                 if len(fin) >= 3 else float("nan"))
+    ratio = {}
+    for a, r in final.items():
+        op = np.asarray(r["op_change"], dtype=float)
+        half = len(op) // 2
+        ratio[a] = float(np.mean(op[half:]) / np.mean(op[:half]))
+    top = str(max(float(lr) for lr in next(iter(probe.values())))) if probe else None
+    steps = {a: r["steps_per_epoch"] for a, r in final.items()}
+    step_s = {a: float(np.mean([e - m for e, m in zip(h["epoch_s"], h["measure_s"])]) / steps[a])
+              for a, h in hist.items()}
+    measure_s = [m for h in hist.values() for m in h["measure_s"] if m > 0]
+    out = {
+        "trained": trained, "n_trained": len(ok), "trained_error_below": TRAINED_ERROR,
+        "eff_depth": eff, "eff_depth_gsc": eff_g,
+        "eff_depth_taus": {a: r["eff_depth_taus"] for a, r in final.items()},
+        "eff_depth_gsc_taus": {a: r["eff_depth_gsc_taus"] for a, r in final.items()},
+        "max_eff_depth_trained": max((eff[a] for a in ok), default=float("nan")),
+        "max_eff_depth_gsc_trained": max((eff_g[a] for a in ok), default=float("nan")),
+        "eff_depth_curve": curve,
+        "eff_depth_rho": float(np.mean(rho_ep)) if rho_ep else float("nan"),
+        "gsc_first": first, "gsc_last": last,
+        "gsc_rate_end": {a: h["gsc_rate"][-1] for a, h in hist.items()},
+        "gsc_one_vs_error_rho": gsc_speed,
+        "later_over_earlier": ratio,
+        "op_change_max": {a: float(np.max(r["op_change"])) for a, r in final.items()},
+        "frac_later_layers_change_2x": float(np.mean([ratio[a] > 2 for a in ratio])),
+        "batch_tanh_minus_selu_error": (final["batch-tanh"]["final_error"] - final["selu"]["final_error"]
+                                        if {"batch-tanh", "selu"} <= set(final) else float("nan")),
+        "probe_diverged": probe,
+        "frac_diverged_at_max_lr": (float(np.mean([p[top] for p in probe.values()]))
+                                    if probe else float("nan")),
+        "adam_rate_end": {a: r["hist"]["gsc_rate"][-1] for a, r in adam.items()},
+        "adam_final_error": {a: r["final_error"] for a, r in adam.items()},
+        "frac_adam_exploding": (float(np.mean([r["hist"]["gsc_rate"][-1] > EXPLODE_RATE
+                                               for r in adam.values()])) if adam else float("nan")),
+        "step_s": step_s,
+        "projected_report_cifar_hours": float(np.mean(list(step_s.values()))) * (50000 // 128)
+        * 100 * 4 / 3600,
+        "gsc_50k_projected_s": (float(np.mean(measure_s)) * 50000 / s["cifar_gsc_points"]
+                                if measure_s else float("nan")),
+    }
+    return out
