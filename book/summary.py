@@ -69,7 +69,8 @@ display(by_column)
 for ch, t in tables.items():
     display(Markdown(f"### {ch}"))
     display(HTML(book.table_html(t[["id", "claim", "paper", "report", "reference", "ours",
-                                    "verdict vs paper", "verdict vs report", "why"]])))
+                                    "verdict vs paper", "verdict vs report", "verdict, no published value",
+                                    "why"]])))
 
 # %% tags=["remove-cell"]
 assert total.loc["all chapters", "claims"] == sum(len(t) for t in tables.values())

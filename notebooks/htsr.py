@@ -59,8 +59,29 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 #
 # The report reproduced all three. Its LeNet5 came out heavy-tailed ($\alpha\approx7.9$), not
 # Bulk+Spikes. Its MiniAlexNet tables give $\alpha$ per batch size, a number the authors never
-# published (spec §2.1). Every number of the paper and the report is in the ledger, with its
-# verdict at the end.
+# published (spec §2.1). The numbers of the report's tables and of the authors' notebooks
+# quoted in the spec are claims in the ledger (`reprobook/ledger/htsr.yaml`), each with its
+# verdicts at the end: one against the paper and one against the report where both say
+# something.
+#
+# **Which claims the `small` profile can test.** `small` trains MiniAlexNet on 1,000 images
+# for 4 epochs, one run per batch size: about 1/1000 of the authors' SGD steps at batch 2 and
+# 4 steps in all at batch 1000. The FC spectra barely leave their initialisation, so every
+# claim about trained spectra or accuracies reads *inconclusive at small*, with the condition
+# that failed (`needs mini_train >= 50000`, or a sanity condition such as
+# `test_acc.1000 > 0.3`). What `small` can test: the epoch-0 spectra (the initialiser's
+# $\sigma$, no spikes), the matrix shapes, and every kernel (in the unit tests). `full` is the
+# authors' protocol.
+#
+# **Why a large $\alpha$ is not a number to reproduce.** A power-law fit always returns an
+# exponent. On an MP-like spectrum (a random matrix, see the null model below) the fitted
+# "tail" is the steep fall of the bulk's upper edge, and $\alpha$ comes out at 10–20 without
+# meaning anything. WeightWatcher's README advises discarding fits with $\alpha > 8$ as
+# spurious, and the authors' notebook notes that the estimator is already biased above
+# $\alpha\approx3.5$ (spec §1.6, §3.7). So the report's $\alpha$ of 13.9–17.3 (FC1, batch
+# 100–500) and 11–12 (FC2, batch 250–500) say "no power-law tail", not a value: the ledger
+# checks only that ours is also above 8, and only for a network that trained. Where the report's
+# $\alpha$ is below 8, a claim is judged only if ours is below 8 too.
 #
 # ## Method
 #
@@ -82,6 +103,9 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # | phases | rules of our own (the paper's phases are visual; spec §1.6), listed below | `phase` |
 # | MiniAlexNet | the authors' Keras model and script: 28×28 centre crops with per-image standardisation, MSE on the softmax, SGD 0.01 with momentum 0.9, lr ×0.95 per epoch, truncated Glorot-normal weights, biases 0.1; ESDs pooled over runs | `MiniAlexNet`, `run_minialexnet` |
 # | LeNet5 | the authors' model: Adadelta, cross-entropy, batch 128 | `LeNet5`, `run_lenet5` |
+# | moved from epoch 0? | two-sample KS distance between a trained layer's ESD and its epoch-0 ESD; with the soft rank and the spike count, this is how a claim's sanity condition sees that a spectrum left its initialisation | `ks_distance` |
+# | fixed-steps control | a few batch sizes trained for the same number of SGD steps at a constant learning rate (spec §3.5) | `run_fixed_steps` |
+# | training loop | `reprobook.train.fit`: one seeded shuffle per epoch, no host sync per step, checkpoint and resume | `fit` |
 #
 # **Recalled items.** The spec marks the MP law, the finite-size (Tracy–Widom) edge and the
 # phase table as recalled from the paper, not checked against its text, which could not be
@@ -190,6 +214,29 @@ fig = htsr.plot_sweep_esds(mini, "fc2")
 htsr.sweep_table(mini, "fc2")
 
 # %% [markdown]
+# ### Control: the same number of SGD steps for every batch size (spec §3.5)
+#
+# With a fixed number of epochs, batch 1000 takes 1/500 of the SGD steps of batch 2, so "smaller
+# batches generalise better" may only say that large batches were trained less. The control
+# trains a few batch sizes for the same number of steps (constant learning rate 0.01, since
+# the per-epoch decay would differ between batch sizes). Its claim
+# (`fixed-steps-smaller-batch-better-test`) needs equal steps (`steps_equal == true`, recorded
+# with the steps per batch size) and networks above chance.
+
+# %%
+fixed = htsr.run_fixed_steps(store, run.profile, run.seed, run.settings, cifar,
+                             device=run.device, progress=book.progress)
+fig = htsr.plot_fixed_steps(fixed, mini)
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"{run['fixed_steps']} SGD steps at each of the batch sizes {run['fixed_batches']}. "
+    f"Spearman rank correlation of test accuracy with batch size: "
+    f"{fixed['test_acc_spearman']:+.2f}. The sweep's steps ranged from "
+    f"{min(mini['steps'].values()):,} to {max(mini['steps'].values()):,}."))
+htsr.fixed_steps_table(fixed)
+
+# %% [markdown]
 # ### Experiment 3: pretrained AlexNet (report §3.2) and other pretrained networks
 #
 # The paper's AlexNet is torchvision's ImageNet model (`alexnet-owt-7be5be79.pth`). Where its
@@ -251,9 +298,14 @@ htsr.speed_table(null_seconds, pre, mini, run["mini_train"])
 #   images. At batch size 2 that is 2.5 million steps per run, several GPU-hours per batch
 #   size (see the speed table for this CPU). The `small` profile runs every batch size of the
 #   ledger for 4 epochs on 1,000 images, one run each: about 1/1000 of the authors' steps at
-#   batch size 2. How far the FC spectra move at that budget is in the tables above. `full`
-#   is the authors' protocol, meant for a GPU; the profile and device of this run are
-#   stated at the top of the chapter.
+#   batch size 2. How far the FC spectra move at that budget is in the tables above (the KS
+#   distance to epoch 0): at `small` they barely move, and the claims about them read
+#   *inconclusive*, not "not reproduced". `full` is the authors' protocol, meant for a GPU;
+#   the profile and device of this run are stated at the top of the chapter.
+# - **Pooled statistics depend on the number of runs.** The authors pooled the eigenvalues of
+#   10 runs before computing the stable rank, so their 483.94 (batch 2) and ≈2240 (batch 1000)
+#   are about ten times a single run's. These two claims need 10 runs; the ratio between the
+#   batch sizes (4.6) does not, and is judged as a trend with an effect size.
 # - **Offline weights.** The pretrained ImageNet AlexNet cannot be downloaded here, so its
 #   claims read *not run*. The code path (torchvision's URL, or a copy in
 #   `$REPRO_DATA/weights/`) is in `pretrained_weights`.
@@ -265,11 +317,19 @@ table, tally = book.verdicts("htsr", run.profile)
 display(Markdown(" · ".join(f"**{k}**: {v}" for k, v in tally.items())))
 table
 
+# %% [markdown]
+# Why claims are inconclusive in this run (the first condition that failed, per claim):
+
+# %% tags=["remove-input"]
+_cols = [c for c in ("verdict vs paper", "verdict vs report") if c in table]
+_inc = table[table[_cols].apply(lambda col: col.astype(str).str.contains("inconclusive")).any(axis=1)]
+_why = _inc["why"].str.replace(r" \(got [^)]*\)", "", regex=True)
+_why.value_counts().rename("claims").to_frame() if len(_inc) else Markdown("None.")
+
 # %% tags=["remove-cell"]
-# Smoke checks run by nbval and by every build.
-assert null["phase"].item() == "Random-like" and null["spikes"].item() == 0
-assert abs(null["lambda_plus"].item() / (9216 * hi) - 1) < 0.03
-assert lv["fc1"]["Q"] == 4.9 and lv["test_acc"] > 0.9
+# Bug checks only (scientific results are tested in tests/test_htsr.py and judged in the ledger).
+assert lv["fc1"]["Q"] == 4.9 and 0 <= lv["test_acc"] <= 1
 assert set(mini["batches"]) == set(run["mini_batches"])
 assert all(0 <= a <= 1 for a in mini["test_acc"].values())
-assert (tally.drop("not run") > 0).any(), "the HTSR chapter must produce verdicts"
+assert fixed["steps_equal"] and set(fixed["batches"]) == set(run["fixed_batches"])
+assert len(table) == tally.sum() and (tally.drop("not run") > 0).any(), "no verdicts computed"

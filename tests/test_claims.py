@@ -130,7 +130,10 @@ def test_every_ledger_loads_and_every_claim_is_checkable(chapter):
     ledger = claims.load_ledger(chapter)
     assert ledger
     for c in ledger:
-        assert c.paper_source or c.report_source or c.reference_source, c.id
+        kinds = {(ch or {}).get("kind") for ch in (c.check, c.check_paper, c.check_report)}
+        judged = kinds - {"info", None}
+        assert c.paper_source or c.report_source or c.reference_source or not judged, \
+            f"{c.id}: a judged claim needs a published source"
         if c.paper is not None:
             assert c.paper_source, f"{c.id}: a paper value needs its source"
         if c.report is not None:
@@ -167,3 +170,10 @@ def test_book_labels_spell_out_profile_and_staleness():
     html = book.label(t["verdict vs paper"][0])
     assert book.COLOURS["inconclusive"] in html and "stale" in html
     assert book.COLOURS["not reproduced"] in book.label("not reproduced")
+
+
+def test_a_claim_without_published_value_gets_its_own_verdict_column():
+    c = _claim(reference_source="our control", ours={"experiment": "e", "key": "a"},
+               check={"kind": "greater", "value": 0})
+    row = claims.evaluate_claim(c, {"e": _rec({"a": 1.0})})
+    assert row["verdict, no published value"] == "reproduced" and row["verdict vs paper"] == ""

@@ -111,7 +111,8 @@ def results_for(chapter: str, profile: str) -> dict[str, dict]:
 
 
 SHOWN = ("claim", "paper", "paper source", "report", "report source", "reference",
-         "reference source", "ours", "verdict vs paper", "verdict vs report", "why", "run")
+         "reference source", "ours", "verdict vs paper", "verdict vs report",
+         "verdict, no published value", "why", "run")
 
 
 def verdicts(chapter: str, profile: str, columns=SHOWN):
@@ -127,7 +128,8 @@ def verdicts(chapter: str, profile: str, columns=SHOWN):
     return VerdictTable(shown), tally
 
 
-VERDICT_COLUMNS = ("verdict", "verdict vs paper", "verdict vs report")
+VERDICT_COLUMNS = ("verdict", "verdict vs paper", "verdict vs report",
+                   "verdict, no published value")
 COLOURS = {"reproduced": "#2e7d32", "partly": "#9e7c00", "not reproduced": "#c62828",
            "inconclusive": "#5e6b78", "not run": "#9e9e9e", "info": "#1b6ca8"}
 MEANING = {"reproduced": "our value satisfies the claim's check",

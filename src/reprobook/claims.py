@@ -307,7 +307,8 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "paper source": c.paper_source or "", "report": _fmt(c.report),
            "report source": c.report_source or "", "reference": _fmt(c.reference),
            "reference source": c.reference_source or "", "ours": "–", "profile": "",
-           "verdict vs paper": "", "verdict vs report": "", "verdict": "not run",
+           "verdict vs paper": "", "verdict vs report": "", "verdict, no published value": "",
+           "verdict": "not run",
            "why": "", "run": "", "stale": False}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
@@ -338,8 +339,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
         if chk is None:
             continue
         verdict, detail = judge_detail(chk, ours, c, s)
-        if s:
-            row[f"verdict vs {s}"] = verdict
+        row[f"verdict vs {s}" if s else "verdict, no published value"] = verdict
         if row["verdict"] == "not run":  # the primary verdict: vs paper, else vs report
             row["verdict"] = verdict
         if detail and detail not in details:
@@ -350,8 +350,8 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
 
 def _fill(row: dict, c: Claim, verdict: str) -> dict:
     row["verdict"] = verdict
-    for s in c.sources():
-        row[f"verdict vs {s}"] = verdict
+    for s in c.sources() or [None]:
+        row[f"verdict vs {s}" if s else "verdict, no published value"] = verdict
     return row
 
 

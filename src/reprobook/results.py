@@ -156,13 +156,16 @@ class Store:
         return read_record(p) if p.exists() else None
 
     def save(self, experiment: str, config: dict, profile: str, seed: int, values: dict,
-             runtime_s: float, data_source: str | None = None) -> dict:
+             runtime_s: float, data_source: str | None = None,
+             code: str | None = None) -> dict:
+        """Write a record; ``code`` is the code hash taken when the computation started
+        (default: now), so an edit made while it ran leaves the record stale."""
         rec = {
             "experiment": experiment, "config": config, "config_hash": config_hash(config),
             "profile": profile, "seed": seed, "values": values,
             "provenance": {
                 "commit": git_commit(), "hardware": hardware(), "packages": package_versions(),
-                "code_hash": code_hash(chapter_of(experiment)),
+                "code_hash": code or code_hash(chapter_of(experiment)),
                 "runtime_s": round(runtime_s, 3), "data_source": data_source,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
@@ -181,16 +184,17 @@ class Store:
                 rec = read_record(path)
                 stale = is_stale(rec)
                 if stale and root == self.root:
-                    print(f"{path.name}: written by older code, recomputing {experiment}")
+                    if not os.environ.get("REPRO_QUIET"):
+                        print(f"{path.name}: written by older code, recomputing {experiment}")
                     break
                 rec["reused"], rec["stale"] = True, stale
                 return rec
-        t0 = time.perf_counter()
+        t0, code = time.perf_counter(), code_hash(chapter_of(experiment))
         out = fn()
         if isinstance(out, tuple):  # (values, data_source)
             out, data_source = out
         rec = self.save(experiment, config, profile, seed, out, time.perf_counter() - t0,
-                        data_source)
+                        data_source, code=code)
         rec["reused"] = False
         return rec
 
