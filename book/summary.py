@@ -33,7 +33,7 @@ from reprobook.plotting import use_style
 book.show_whole_tables()
 use_style()
 
-tables = {ch: book.verdicts(ch, profile, columns=None)[0] for ch in book.CHAPTERS}
+tables = {ch: book.evaluate(ch, profile) for ch in book.CHAPTERS}
 counts = pd.DataFrame({ch: claims.counts(t) for ch, t in tables.items()}).T
 counts["claims"] = counts.sum(axis=1)
 display(Markdown(f"Build profile: `{profile}`. Each chapter uses the strongest committed "
@@ -68,9 +68,10 @@ display(by_column)
 # %% tags=["remove-input"]
 for ch, t in tables.items():
     display(Markdown(f"### {ch}"))
-    display(HTML(book.table_html(t[["id", "claim", "paper", "report", "reference", "ours",
-                                    "verdict vs paper", "verdict vs report", "verdict, no published value",
-                                    "why"]])))
+    shown = book.with_profiles(t)[["id", "claim", "paper", "report", "reference", "ours",
+                                   "verdict vs paper", "verdict vs report",
+                                   "verdict, no published value", "why"]]
+    display(HTML(book.table_html(shown)))
 
 # %% tags=["remove-cell"]
 assert total.loc["all chapters", "claims"] == sum(len(t) for t in tables.values())

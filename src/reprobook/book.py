@@ -115,11 +115,17 @@ SHOWN = ("claim", "paper", "paper source", "report", "report source", "reference
          "verdict, no published value", "why", "run")
 
 
+def evaluate(chapter: str, profile: str) -> pd.DataFrame:
+    """Every claim of the chapter's ledger judged on the best records at ``profile`` (plain
+    verdict strings, for counting; :func:`with_profiles` spells them out for display)."""
+    return _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
+
+
 def verdicts(chapter: str, profile: str, columns=SHOWN):
     """The chapter's paper | report | ours | verdicts table and its verdict counts (primary
     verdict: vs the paper where it states the claim, else vs the report). Also fills the
     chapter's headline box, shown at its top by :func:`start`."""
-    table = _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
+    table = evaluate(chapter, profile)
     tally = _claims.counts(table)
     update_display(HTML(headline(table, profile)), display_id=f"headline-{chapter}")
     table = with_profiles(table)
