@@ -45,9 +45,12 @@ store = book.store()
 # sensible (they fall as data grow, shallow layers get small $p$) and that the resulting models
 # match hand-tuned or grid-searched dropout in accuracy and uncertainty (synthetic regression,
 # UCI, MNIST, CamVid segmentation, model-based RL). The report reproduced UCI, MNIST,
-# segmentation and RL and extended the method to LSTMs. This chapter now runs the synthetic
-# regression of paper §5.1 and the UCI study of §5.2 (with the report's MAP-EM ablation);
-# MNIST, RL and SST-2 follow, CamVid and grapheme-to-phoneme have no data offline.
+# segmentation and RL and extended the method to LSTMs. This chapter runs the synthetic
+# regression of paper §5.1, the UCI study of §5.2 (with the report's MAP-EM ablation), the
+# MNIST MLP of §5.3 against our own tuned dropout (data sizes, regularisers, and the spatial
+# variant on a conv net) and the report's SST-2 LSTM and its model-free CartPole agent (with its gradient bug side
+# by side). CamVid segmentation and grapheme-to-phoneme have no data offline, and the paper's
+# model-based RL is not implemented in this build: their claims read **not run** with the reason.
 #
 # ## Method
 #
@@ -79,8 +82,10 @@ store = book.store()
 # | repeated runs | stacked weights, one batched program | a Python loop |
 
 # %% tags=["remove-input"]
-display(Markdown("Profile settings (`full` is the reference notebook's scale and 1000 MC samples for UCI):"),
-        pd.DataFrame({k: pd.Series({kk: str(vv) for kk, vv in run[k].items()}) for k in ("synthetic", "uci")}))
+display(Markdown("Profile settings (`medium`: UCI at the reference lengths and the 3 × 512 MLP for 12 "
+                 "epochs in about 90 CPU minutes; `full`: the reference notebook's and the report's scale):"))
+for _k in ("synthetic", "uci", "mnist", "spatial", "sst", "rl"):
+    display(Markdown(f"`{_k}`: " + ", ".join(f"{kk} = {vv}" for kk, vv in run[_k].items())))
 
 # %% [markdown]
 # ## Results
@@ -135,7 +140,7 @@ uci = uci_rec["values"]
 fig = cdx.plot_uci(uci)
 
 # %% tags=["remove-input"]
-MC_DROPOUT = {"boston": (2.97, -2.46), "kin8nm": (0.10, 0.95), "wine-red": (0.62, -0.93)}
+MC_DROPOUT = cdx.MC_DROPOUT
 display(pd.DataFrame({name: {
     "RMSE": f"{v['rmse']:.3f} ± {v['rmse_se']:.3f}", "MC dropout RMSE": MC_DROPOUT[name][0],
     "test LL": f"{v['ll']:.3f} ± {v['ll_se']:.3f}", "MC dropout LL": MC_DROPOUT[name][1],
@@ -165,17 +170,118 @@ display(pd.DataFrame({(name, k): {"mean |p - p_init|": r["dp"], **{f"p {l}": r["
 # regression output, uses unstandardised data and KFold splits instead of the standard 20;
 # our runs use none of these.
 #
-# ## Not run yet
+# ### Experiment 3 — MNIST, the 3 × 512 MLP (paper §5.3, report §3.2)
 #
-# MNIST (3 × 512 MLP; spatial concrete dropout on conv nets), CartPole RL and SST-2 LSTMs are
-# the next phase of this chapter; CamVid and the grapheme-to-phoneme set are not available
-# offline. Their claims read **not run** below.
+# Three hidden layers of ReLU units (512 at `medium`/`full`; the `small` profile shrinks the
+# width and the data so the chapter stays within minutes), a learned $p$ on the input of every
+# layer (pixels, h1, h2, and h3 → softmax, as the report), cross-entropy plus the regulariser
+# with $l^2=10^{-2}$, weight_regularizer $l^2/N$, dropout_regularizer $2/N$ (the reference
+# spatial example's constants). **One stacked program** holds: Concrete dropout on nested
+# training subsets of several sizes (every run takes the same Adam steps: an epoch is the
+# largest size, a run with $N_r$ rows reads row `pos mod N_r`), Concrete dropout at the
+# largest size under $l^2\in\{10^{-4},1\}$ (the regulariser study), and **our own tuned
+# dropout**: fixed $(p_	ext{input},p_	ext{hidden})\in\{(0,0),(0.1,0.25),(0.2,0.5)\}$ with hard
+# Bernoulli masks and the same weight penalty, the grid point picked on held-out validation
+# rows. Accuracies are weight-scaled (no MC); $p$ is recorded after every epoch.
+
+# %%
+mn = cdx.mnist_experiment(store, run.profile, run.seed, run.settings, device=run.device)
+mlp, spat = mn["mlp"]["values"], mn["spatial"]["values"]
+fig = cdx.plot_mnist(mlp, spat)
+
+# %% tags=["remove-input"]
+display(Markdown(f"Training size {mlp['n_train']}, {mlp['epochs']} epochs, width {run['mnist']['width']}."))
+display(pd.DataFrame({
+    "paper": {"Concrete accuracy (%)": 98.6, "tuned dropout (%)": "matched"},
+    "report": {"Concrete accuracy (%)": 98.0, "tuned dropout (%)": "matched (no number)"},
+    "ours": {"Concrete accuracy (%)": round(mlp["accuracy"], 2),
+             "tuned dropout (%)": f"{mlp['tuned_dropout']['test']:.2f} at p = {mlp['tuned_dropout']['p']}"}}))
+display(pd.DataFrame({k: {"val acc": v["val"], "test acc": v["test"]} for k, v in mlp["baselines"].items()}).T
+        .rename_axis("fixed p (input/hidden)").round(2))
+_rows = {n: {**{f"p {k}": mlp["p_by_size"][k][n] for k in mlp["p_by_size"]}, "test acc": mlp["acc_by_size"][n]}
+         for n in mlp["p_mean_by_size"]}
+display(Markdown("Learned $p$ per layer by training-set size (ours; the report's saved values, spec §2.3: "
+                 "0.235/0.175/0.175/0.180 at 10k and 0.125/0.114/0.121/0.135 at 50k):"),
+        pd.DataFrame(_rows).T.round(3))
+display(Markdown("The regulariser study (Concrete at the largest size) and epochs to convergence per layer:"),
+        pd.DataFrame({l2: {"p": [round(x, 3) for x in r["p"]], "test acc": round(r["acc"], 2)}
+                      for l2, r in mlp["regularisers"].items()}).T.rename_axis("l^2"),
+        pd.Series(mlp.get("convergence_epoch", {}), name="epochs to convergence").to_frame().T)
+
+# %% [markdown]
+# **Spatial Concrete dropout** (issue item 6): the reference example's conv net
+# (Conv–Conv–pool–Dense–Dense, channels per profile), every layer's input wrapped; the convs
+# spatially (one mask per example and channel, $t=2/3$, $K$ = input channels). The reference
+# notebook's printed result is 98.92 % with $p$ = 0.012, 0.039, 0.478, 0.055 after 20 epochs on
+# 60,000 images; its right panel above is ours.
+
+# %% tags=["remove-input"]
+display(pd.DataFrame({"reference notebook": {"accuracy (%)": 98.92, **dict(zip(
+    ("p conv1", "p conv2", "p fc1", "p fc2"), (0.0121, 0.0386, 0.4776, 0.0550)))},
+    "ours": {"accuracy (%)": round(spat["accuracy"], 2), **{f"p {k}": round(v, 4) for k, v in spat["p"].items()}}}))
+
+# %% [markdown]
+# ### Experiment 4 — SST-2 with an LSTM (report §3.5.2)
+#
+# Embedding → dropout on the LSTM **inputs** → one LSTM → linear on the last real token's state.
+# Concrete dropout (one mask per sentence and feature, shared over time; penalty on
+# `weight_ih_l0`; the report's regularisers $10^{-6}$ and $2\cdot10^{-5}$) against a fixed
+# Bernoulli $p=0.5$ at the same place and with the same noise shape; Adam, batch 64 (`small`:
+# 256 and tiny sizes); the weights of the best dev epoch are restored (`EarlyStopping`) and
+# tested once. Binary SST-2 from the original trees (6,920 / 872 / 1,821 sentences). **The
+# report's torchtext call kept the neutral class under a binary head**, so its numbers are not
+# for SST-2 proper; the report gives validation curves only (Fig. 11), no number to compare.
+
+# %%
+sst_rec = cdx.sst_experiment(store, run.profile, run.seed, run.settings, device=run.device)
+sst = sst_rec["values"]
+fig = cdx.plot_sst(sst)
+
+# %% tags=["remove-input"]
+display(pd.DataFrame({k: {"best dev acc": r["dev_acc"], "best epoch": r["best_epoch"] + 1,
+                          "test acc at best dev": r["test_acc"], "p at best dev": r["p"], "train s": r["train_s"]}
+                      for k, r in sst["runs"].items()}).T.round(3))
+
+# %% [markdown]
+# ### Experiment 5 — CartPole policy gradient (report §3.4, model-free)
+#
+# The report's REINFORCE agent (its `baseline.py` policy: Linear(4, 128) → dropout → ReLU →
+# Linear(128, 2) → softmax; Adam 0.01, $\gamma=0.99$, returns normalised per episode), the
+# hidden dropout Concrete (learned $p$, the kernel's default constants $10^{-6}$ / $10^{-5}$),
+# fixed 0.5 (the report's comparison) or fixed 0.1 (a control), several seeds. All agents run
+# in lockstep as one stacked program on our batched CartPole dynamics — the equations of
+# gymnasium's `CartPoleEnv`, checked against its `step` to $10^{-12}$ in the tests — with the
+# CartPole-v0 limit of 200 steps. **The report's bug, side by side:** its `select_action` stores
+# `torch.Tensor([c.log_prob(a)])`, a new tensor holding a copy of the log-probability, cut from
+# the graph; its loss then has no gradient path to the policy, so only the regulariser trains.
+# The `-detached` agents (dashed) do exactly that. The paper's model-based setting (a Bayesian
+# dynamics model, $p$ vs the amount of data) is not implemented.
+
+# %%
+rl_rec = cdx.rl_experiment(store, run.profile, run.seed, run.settings)
+rl = rl_rec["values"]
+fig = cdx.plot_rl(rl)
+
+# %% tags=["remove-input"]
+display(pd.DataFrame({k: {"mean length": r["mean_length"], "first fifth": r["first_fifth"],
+                          "last fifth": r["last_fifth"], "final p": r["p_final"]}
+                      for k, r in rl["variants"].items()}).T.round(3))
+
+# %% [markdown]
+# ## Not run
+#
+# **CamVid segmentation** (paper Table 1, report §3.3: IoU, calibration, small initial $p$,
+# validation IoU vs training time) and the **grapheme-to-phoneme** task (report §3.5.1): the
+# data are not available offline here. The paper's model-based RL and the MNIST width study
+# (`full` profile only) likewise. Their claims read **not run** below.
 #
 # ## What was easy
 #
 # The kernels: the regulariser and mask are a few lines, and each has a closed-form oracle
 # ($P(\tilde z>1/2)=p$ at every temperature, the mask mean by quadrature, the regulariser's
-# minimiser in $p$).
+# minimiser in $p$). Batching: the stacked-weight trick of the regression nets carries over to
+# the classifier, so the MNIST data sizes, regularisers and the tuned-dropout grid are one
+# program; the LSTM wrapper is the kernel API's `ConcreteDropout(nn.LSTM)`.
 #
 # ## What was difficult
 #
@@ -184,7 +290,15 @@ display(pd.DataFrame({(name, k): {"mean |p - p_init|": r["dp"], **{f"p {l}": r["
 # - The reference code's conventions differ between its Keras, TF and PyTorch versions ($K$,
 #   biases in the penalty, the test log-likelihood); the table under Method lists ours.
 # - The small-$N$ dropout rates of the reference notebook are limited by its number of Adam
-#   steps, which makes "converged $p$" depend on the optimiser budget.
+#   steps, which makes "converged $p$" depend on the optimiser budget. The same holds for
+#   MNIST and SST: with Adam at $10^{-3}$ a $p$ moves slowly, so the short `small` runs show
+#   $p$ near its start of 0.1 and the MNIST/SST claims read *inconclusive* there (their `needs`).
+# - CPU time: on a 2-core CPU the paper's 100–500 epochs of the 3 × 512 MLP (times the data
+#   sizes, regularisers and baselines) are hours; `medium` runs 12 epochs, `full` is for a GPU.
+# - Choices the sources leave open: the constants for cross-entropy (spec §3.3: we follow the
+#   reference example, dropout_regularizer $2/N$), dropout on the softmax input (the report's
+#   choice), the tuned-dropout grid (ours), where the LSTM mask is tied (we share it over time;
+#   the report's code draws one per time step).
 #
 # ## Verdicts
 
@@ -200,4 +314,9 @@ assert set(syn["p"]) == set(cdx.LAYERS) and len(syn["sizes"]) >= 3
 assert all(0 < p < 1 for layer in syn["p"].values() for p in layer.values())
 assert set(uci["sets"]) == set(run["uci"]["sets"])
 assert all(abs(v["ll"]) < 10 for v in uci["sets"].values())
+assert set(mlp["p"]) == set(cdx.MNIST_LAYERS) and len(mlp["p_vs_epoch"]["input"]) == mlp["epochs"]
+assert all(0 < p < 1 for p in mlp["p"].values()) and 0 <= mlp["accuracy"] <= 100
+assert set(spat["p"]) == {"conv1", "conv2", "fc1", "fc2"} and 0 <= spat["accuracy"] <= 100
+assert set(sst["runs"]) == {"concrete", "fixed"} and 0 < sst["concrete_p"] < 1
+assert set(rl["variants"]) == set(cdx.VARIANTS) and rl["episodes"] == run["rl"]["episodes"]
 assert (tally.drop("not run", errors="ignore") > 0).any(), "the chapter must produce verdicts"

@@ -3,7 +3,7 @@ reproducibility report of Likhosherstov & de la Fuente (seed 002).
 
 ``kernels`` holds the relaxed mask, the regulariser of paper Eq. 3, the ConcreteDropout
 wrapper (Linear, spatial Conv2d, LSTM inputs) and MC-dropout inference; ``experiments``
-the chapter's runs. Spec: shared/specs/concrete_dropout.md.
+gathers the chapter's runs (``models``, ``synthetic``, ``uci``, ``mnist``, ``sst``, ``rl``). Spec: shared/specs/concrete_dropout.md.
 """
 from .kernels import (ConcreteDropout, bernoulli_entropy, concrete_mask, concrete_regularization,
                       concrete_regularizer, dropout_probabilities, gaussian_mc_log_likelihood,
@@ -11,27 +11,54 @@ from .kernels import (ConcreteDropout, bernoulli_entropy, concrete_mask, concret
 
 _SIZES = [10, 25, 50, 100, 1000, 10000]  # reference notebook
 _EPOCHS = [2000, 1000, 500, 200, 20, 2]  # its epochs per size (1000-2000 Adam steps each)
+_SYN = {"sizes": _SIZES, "epochs": _EPOCHS, "lengthscale": 1e-4, "batch": 20, "val_size": 1000,
+        "samples": 20, "lr": 1e-3}
+_UCI = {"sets": ["boston", "kin8nm", "wine-red"], "splits": 20, "width": 50, "depth": 2,
+        "batch": 32, "lengthscale": 1e-2, "map_em_batch": 200}
+_UCI_FULL = dict(_UCI, epochs={"boston": 400, "kin8nm": 100, "wine-red": 400}, lr=1e-3,
+                 samples=1000, map_em_sets=["boston", "kin8nm", "wine-red"],
+                 map_em_epochs={"boston": 30, "kin8nm": 100, "wine-red": 30})
+_BASELINES = [[0.0, 0.0], [0.1, 0.25], [0.2, 0.5]]  # our dropout grid (p_input, p_hidden)
+_MNIST = {"depth": 3, "batch": 128, "lr": 1e-3, "lengthscale2": 1e-2, "baselines": _BASELINES,
+          "reg_lengthscale2": [1e-4, 1.0]}
+_SST = {"batch": 64, "lr": 1e-3}  # report: batch 64, Adam
 PROFILES = {
+    # the whole chapter <= 4.5 min on 2 CPU cores: every experiment at smoke length
     "small": {
-        "synthetic": {"sizes": _SIZES, "epochs": _EPOCHS, "reps": 2, "width": 64,
-                      "lengthscale": 1e-4, "batch": 20, "val_size": 1000, "samples": 20,
-                      "lr": 1e-3},
-        "uci": {"sets": ["boston", "kin8nm", "wine-red"], "splits": 20, "width": 50, "depth": 2,
-                "epochs": {"boston": 100, "kin8nm": 8, "wine-red": 30}, "batch": 32,
-                "lr": 3e-3, "lengthscale": 1e-2, "samples": 50,
-                # the report's MAP-EM alternation (its epochs and batch 200; KFold -> standard splits)
-                "map_em_sets": ["boston"], "map_em_epochs": {"boston": 30},
-                "map_em_batch": 200},
+        "synthetic": dict(_SYN, reps=2, width=64),
+        "uci": dict(_UCI, epochs={"boston": 100, "kin8nm": 8, "wine-red": 30}, lr=3e-3,
+                    samples=50, map_em_sets=["boston"], map_em_epochs={"boston": 30}),
+        "mnist": dict(_MNIST, sizes=[1000, 2000, 4000], width=128, epochs=2, val=2000,
+                      test=2000),
+        "spatial": {"train": 1500, "test": 1000, "epochs": 2, "channels": [4, 8], "hidden": 64,
+                    "batch": 128, "lr": 1e-3},
+        "sst": dict(_SST, emb=32, hidden=32, epochs=2, batch=256),
+        "rl": {"episodes": 20, "seeds": 2, "max_steps": 200},
     },
+    # the most informative run in ~90 min of a 2-core CPU: UCI at the reference lengths, the
+    # 3 x 512 MLP on 50k images for 12 epochs, the reference spatial net on 10k, SST at the
+    # report's sizes for 10 epochs
+    "medium": {
+        "synthetic": dict(_SYN, reps=3, width=1024),
+        "uci": dict(_UCI_FULL, samples=100),
+        "mnist": dict(_MNIST, sizes=[10000, 25000, 50000], width=512, epochs=12, val=10000,
+                      test=10000),
+        "spatial": {"train": 10000, "test": 10000, "epochs": 3, "channels": [32, 64],
+                    "hidden": 128, "batch": 128, "lr": 1e-3},
+        "sst": dict(_SST, emb=100, hidden=256, epochs=10),
+        "rl": {"episodes": 500, "seeds": 4, "max_steps": 200},
+    },
+    # paper / report scale (a GPU is welcome)
     "full": {
-        "synthetic": {"sizes": _SIZES, "epochs": _EPOCHS, "reps": 3, "width": 1024,
-                      "lengthscale": 1e-4, "batch": 20, "val_size": 1000, "samples": 20,
-                      "lr": 1e-3},
-        "uci": {"sets": ["boston", "kin8nm", "wine-red"], "splits": 20, "width": 50, "depth": 2,
-                "epochs": {"boston": 400, "kin8nm": 100, "wine-red": 400}, "batch": 32,
-                "lr": 1e-3, "lengthscale": 1e-2, "samples": 1000,
-                "map_em_sets": ["boston", "kin8nm", "wine-red"],
-                "map_em_epochs": {"boston": 30, "kin8nm": 100, "wine-red": 30}, "map_em_batch": 200},
+        "synthetic": dict(_SYN, reps=3, width=1024),
+        "uci": _UCI_FULL,
+        "mnist": dict(_MNIST, sizes=[5000, 10000, 20000, 30000, 40000, 50000], width=512,
+                      epochs=100, val=10000, test=10000),
+        "width": {"widths": [128, 256, 512, 1024, 2048], "n": 50000, "epochs": 100},
+        "spatial": {"train": 60000, "test": 10000, "epochs": 20, "channels": [32, 64],
+                    "hidden": 128, "batch": 128, "lr": 1e-3},
+        "sst": dict(_SST, emb=100, hidden=256, epochs=20),
+        "rl": {"episodes": 1000, "seeds": 10, "max_steps": 200},
     },
 }
 
