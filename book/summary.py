@@ -42,14 +42,14 @@ display(Markdown(f"Build profile: `{profile}`. Each chapter uses the strongest c
 display(book.legend())
 
 # %% tags=["remove-input"]
-fig, ax = plt.subplots(figsize=(7, 2.8))
+fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 left = pd.Series(0, index=counts.index)
 for v in claims.VERDICTS:
     ax.barh(counts.index, counts[v], left=left, color=book.COLOURS[v], label=v)
     left += counts[v]
 ax.invert_yaxis()
 ax.set_xlabel("claims")
-ax.legend(ncol=3, fontsize=8, loc="lower right")
+ax.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
 ax.set_title("Verdicts per chapter (primary verdict)")
 plt.show()
 
