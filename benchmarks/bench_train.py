@@ -1,8 +1,9 @@
 """Benchmark: reprobook.train.fit against a bare PyTorch loop on the same model and tensors.
 
 Both loops draw the same permutations and run the same forward/backward/step; the ratio is the
-loop's own overhead (target <= 1.1). Models: the HT-SR LeNet5 (batch 128, Adadelta) and the GSC
-ReLU MLP (50 x 100, batch 128, SGD). Not a test: nothing here can fail.
+loop's own overhead (target <= 1.1). Models: the HT-SR LeNet5 (batch 128, Adadelta), the HT-SR
+MiniAlexNet (batch 32, SGD with momentum), the DropMax LeNet trunk with a softmax head (batch 100,
+Adam) and the GSC ReLU MLP (50 x 100, batch 128, SGD). Not a test: nothing here can fail.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 60]
 """
@@ -13,7 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from common import write_rows
-from reprobook import gsc, htsr
+import torch.nn as nn
+
+from reprobook import dropmax, gsc, htsr
 from reprobook.train import fit
 
 
@@ -68,6 +71,13 @@ def main():
     rows = [
         case("LeNet5 (HT-SR), batch 128, Adadelta", lambda: htsr.LeNet5(torch.Generator().manual_seed(0)),
              lambda m: torch.optim.Adadelta(m.parameters(), lr=1.0), x_img, y, batch, 2),
+        case("MiniAlexNet (HT-SR), batch 32, SGD momentum",
+             lambda: htsr.MiniAlexNet(torch.Generator().manual_seed(0)),
+             lambda m: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9),
+             torch.randn(32 * 12, 3, 28, 28, generator=g), y[:32 * 12], 32, 1),
+        case("DropMax LeNet trunk + softmax, batch 100, Adam",
+             lambda: nn.Sequential(dropmax.make_trunk("lenet"), nn.LazyLinear(10)),
+             lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), x_img, y, 100, 2),
         case("GSC ReLU MLP 50x100, batch 128, SGD",
              lambda: gsc.make_mlp("relu", d_out=10, generator=torch.Generator().manual_seed(0)),
              lambda m: torch.optim.SGD(m.parameters(), lr=1e-3), x_vec, y, batch, 2),

@@ -132,7 +132,8 @@ def load_mnist(root: Path | None = None, download: bool = True) -> dict:
              "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
     try:
         paths = {k: require(f"MNIST/raw/{v}", root) for k, v in names.items()}
-        source = f"MNIST idx files from {data_root() if root is None else root}"
+        # no machine path here: configs that name their data must hash alike on every machine
+        source = "MNIST idx files (MNIST/raw under the data root)"
     except MissingData:
         if not download:
             raise

@@ -32,6 +32,17 @@ PROFILES = {
               "cifar_tau": 1e-6, "cifar_probe_lrs": (1e5,), "cifar_probe_train": 1280,
               "cifar_adam_archs": ("batch-relu",), "cifar_adam_lr": 1e-3, "cifar_adam_epochs": 3,
               "ablation_datasets": 4},
+    # <= 90 min of a 2-core CPU: Gaussian noise (E1) and its ablations at the paper's scale, and
+    # CIFAR-10 on 5,000 images for the report's >= 80 epochs (the length the training-dynamics
+    # claims need); the step-size search is shorter and coarser than the paper's.
+    "medium": {"depth": 50, "width": 100, "n_datasets": 100, "n_points": 10000, "bn_batch": 100,
+               "fit_skip": (2, 3),
+               "cifar_archs": EXPLODING, "cifar_depth": 51, "cifar_train": 5000,
+               "cifar_lrs": (1e-4, 1e-3, 1e-2, 1e-1), "cifar_search_epochs": 5,
+               "cifar_epochs": 80, "cifar_patience": 5, "cifar_gsc_points": 1000,
+               "cifar_batch": 128, "cifar_tau": 1e-6, "cifar_probe_lrs": (1e3, 1e4, 1e5),
+               "cifar_probe_train": 2560, "cifar_adam_archs": EXPLODING, "cifar_adam_lr": 1e-3,
+               "cifar_adam_epochs": 10, "ablation_datasets": 20},
     "full": {"depth": 50, "width": 100, "n_datasets": 100, "n_points": 10000, "bn_batch": 100,
              "fit_skip": (2, 3),
              "cifar_archs": EXPLODING, "cifar_depth": 51, "cifar_train": 50000,
