@@ -29,23 +29,27 @@ from IPython.display import HTML, Markdown, display
 
 from reprobook import book, claims
 from reprobook.plotting import use_style
+from reprobook.results import evidence_profile
 
 book.show_whole_tables()
 use_style()
 
-tables = {ch: book.evaluate(ch, profile) for ch in book.CHAPTERS}
+evidence = {ch: evidence_profile(ch, profile) for ch in book.CHAPTERS}
+tables = {ch: book.evaluate(ch, evidence[ch]) for ch in book.CHAPTERS}
 counts = pd.DataFrame({ch: claims.counts(t) for ch, t in tables.items()}).T
 counts["claims"] = counts.sum(axis=1)
+counts.insert(0, "evidence", pd.Series(evidence))
 display(Markdown(f"Build profile: `{profile}`. Each chapter uses the strongest committed "
-                 "evidence (see its header); a verdict computed at a profile too short to test "
-                 "a claim reads *inconclusive at* that profile."))
+                 "evidence (column `evidence`, and the chapter's header); a verdict computed at "
+                 "a profile too short to test a claim reads *inconclusive at* that profile."))
 display(book.legend())
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 left = pd.Series(0, index=counts.index)
 for v in claims.VERDICTS:
-    ax.barh(counts.index, counts[v], left=left, color=book.COLOURS[v], label=v)
+    ax.barh([f"{ch} ({evidence[ch]})" for ch in counts.index], counts[v], left=left,
+            color=book.COLOURS[v], label=v)
     left += counts[v]
 ax.invert_yaxis()
 ax.set_xlabel("claims")
@@ -58,7 +62,8 @@ by_column = pd.concat({col: pd.DataFrame({ch: claims.counts(t, col) for ch, t in
                        for col in ("verdict vs paper", "verdict vs report")}, axis=1)
 display(Markdown("Counts per verdict column (a claim appears under each source that states it):"))
 total = counts.copy()
-total.loc["all chapters"] = total.sum()
+total.loc["all chapters"] = total.drop(columns="evidence").sum()
+total.loc["all chapters", "evidence"] = "–"
 display(total)
 display(by_column)
 

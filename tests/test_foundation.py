@@ -200,3 +200,21 @@ def test_corrupt_mnist_is_reported_as_corrupt_not_as_a_failed_download(tmp_path)
     bad.unlink()  # missing: the download fallback is tried (and fails offline with its own message)
     with pytest.raises(data.MissingData):
         data.load_mnist(tmp_path, download=False)
+
+
+def test_mnist_source_names_no_machine_path():
+    """Configs that include the data source must hash alike on every machine (committed
+    records are found by that hash): the source says which copy, not where it lies."""
+    d = data.load_mnist()
+    assert str(data.data_root()) not in d["source"] and "/" not in d["source"].split("(")[0]
+
+
+def test_profiles_table_lists_every_profile_and_nested_setting():
+    from reprobook import book
+
+    t = book.profiles_table("dropmax")
+    assert list(t.columns) == ["small", "medium", "full"]
+    assert t.loc["sizes.1k.epochs", "medium"] == "200"
+    assert t.loc["sizes.55k.epochs", "small"] == "–"  # a setting a profile lacks
+    for ch in book.CHAPTERS:
+        assert set(book.profiles_table(ch).columns) == {"small", "medium", "full"}, ch

@@ -220,6 +220,38 @@ def headline(table: pd.DataFrame, profile: str) -> str:
     return _box("<br>".join(lines))
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(v) -> str:
+    if isinstance(v, (list, tuple)) and len(v) > 6:
+        return f"{len(v)} values, {_short(v[0])} ... {_short(v[-1])}"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
+def profiles_table(chapter: str) -> pd.DataFrame:
+    """The chapter's settings side by side for every profile (small, medium, full): what each
+    profile runs, so a reader sees which claims a profile's length can test."""
+    profs = profiles_of(chapter)
+    flat = {name: _flat(profs[name]) for name in profs}
+    keys = list(dict.fromkeys(k for f in flat.values() for k in f))
+    rows = {k: {name: _short(flat[name][k]) if k in flat[name] else "–" for name in profs}
+            for k in keys}
+    table = pd.DataFrame(rows).T.rename_axis("setting")
+    return table[[c for c in ("small", "medium", "full") if c in table]]
+
+
 def not_run_table(chapter: str, profile: str) -> pd.DataFrame:
     table = _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
     nr = table[table["verdict"] == "not run"]

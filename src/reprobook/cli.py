@@ -28,10 +28,14 @@ EXECUTED = BUILD / "executed"
 PAGES = ("summary", "status")  # book/ notebooks, executed after the chapters
 
 
-def sync_notebooks() -> None:
-    """Regenerate every paired .ipynb from its .py (the .py is the source of truth)."""
-    sources = sorted((REPO_ROOT / "notebooks").glob("*.py")) + \
-        [REPO_ROOT / "book" / f"{p}.py" for p in PAGES]
+def sync_notebooks(chapters: list[str] | None = None) -> None:
+    """Regenerate the paired .ipynb of ``chapters`` (default: every chapter and book page)
+    from its .py (the .py is the source of truth)."""
+    if chapters is None:
+        sources = sorted((REPO_ROOT / "notebooks").glob("*.py")) + \
+            [REPO_ROOT / "book" / f"{p}.py" for p in PAGES]
+    else:
+        sources = [REPO_ROOT / "notebooks" / f"{ch}.py" for ch in chapters]
     subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb",
                     *map(str, sources)], check=True)
 
@@ -122,9 +126,9 @@ def main(argv=None) -> int:
         print(f"{len(rows)} committed records, {stale} stale")
         return 0
     if args.cmd == "run":
-        sync_notebooks()
-        run_chapters(list(CHAPTERS) if args.chapter == "all" else [args.chapter],
-                     args.profile, args.seed, args.device)
+        chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
+        sync_notebooks(chapters)
+        run_chapters(chapters, args.profile, args.seed, args.device)
     else:
         build_book(args.profile, args.seed, args.device)
     return 0
