@@ -6,7 +6,7 @@ PROFILE ?= small
 CHAPTER ?= all
 export REPRO_DATA ?= $(abspath ../shared/data)
 
-.PHONY: venv book test chapter bench check-results clean
+.PHONY: venv book test chapter bench check-results commit-results clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: venv
 
 check-results: venv
 	$(BIN)/python -m reprobook.cli check-results
+
+# copy the records of `make chapter CHAPTER=... PROFILE=medium` into results/ (then git add them)
+commit-results: venv
+	$(BIN)/python -m reprobook.cli commit-results $(CHAPTER) --profile $(PROFILE)
 
 clean:
 	rm -rf _build

@@ -218,3 +218,19 @@ def test_profiles_table_lists_every_profile_and_nested_setting():
     assert t.loc["sizes.55k.epochs", "small"] == "–"  # a setting a profile lacks
     for ch in book.CHAPTERS:
         assert set(book.profiles_table(ch).columns) == {"small", "medium", "full"}, ch
+
+
+def test_commit_results_copies_current_records_of_the_chapter_only(tmp_path, monkeypatch):
+    work, committed = tmp_path / "work", tmp_path / "results"
+    store = results.Store(work)
+    store.save("gsc_noise", {"a": 1}, "medium", 0, {"x": 1.0}, 1.0)
+    store.save("htsr_lenet5", {"a": 1}, "medium", 0, {"x": 2.0}, 1.0)
+    store.save("gsc_noise", {"a": 1}, "small", 0, {"x": 3.0}, 1.0)
+    store.checkpoint_path("gsc_noise", {"a": 2}, "medium").write_bytes(b"ckpt")
+    copied, stale = results.copy_records(["gsc"], "medium", work, committed)
+    assert [p.parent.name for p in copied] == ["gsc_noise"] and not stale
+    assert not list(committed.rglob("*.pt")) and not (committed / "small").exists()
+    assert results.read_record(copied[0])["values"] == {"x": 1.0}
+    store.save("gsc_cifar", {"a": 1}, "medium", 0, {"x": 4.0}, 1.0, code="old code")
+    copied, stale = results.copy_records(["gsc"], "medium", work, committed)
+    assert len(copied) == 1 and stale and stale[0].startswith("gsc_cifar/")

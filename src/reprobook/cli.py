@@ -3,6 +3,7 @@
     python -m reprobook.cli run gsc --profile full     # one chapter (or: all)
     python -m reprobook.cli book --profile small       # every chapter, then the HTML book
     python -m reprobook.cli check-results              # committed records: current or stale
+    python -m reprobook.cli commit-results gsc --profile medium   # work records -> results/
 
 Executed notebooks go to ``_build/executed/`` (never over ``notebooks/*.ipynb``); the book
 is assembled from them in ``_build/site/`` and rendered by Jupyter Book 1.x into
@@ -115,6 +116,11 @@ def main(argv=None) -> int:
         p.add_argument("--device", default="auto")
     sub.add_parser("check-results", help="list committed results/ records and whether the code "
                    "that wrote them has changed since (stale)")
+    c = sub.add_parser("commit-results", help="copy this machine's records of a profile (one "
+                       "chapter or all) from the work root into results/<profile>/, the book's "
+                       "evidence; refuses stale ones, never copies checkpoints")
+    c.add_argument("chapter", choices=[*CHAPTERS, "all"])
+    c.add_argument("--profile", choices=PROFILE_NAMES, default="medium")
     args = parser.parse_args(argv)
     if args.cmd == "check-results":
         from .results import committed_status
@@ -125,6 +131,15 @@ def main(argv=None) -> int:
         stale = sum(r["stale"] for r in rows)
         print(f"{len(rows)} committed records, {stale} stale")
         return 0
+    if args.cmd == "commit-results":
+        from .results import copy_records
+
+        chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
+        copied, stale = copy_records(chapters, args.profile)
+        print(f"{len(copied)} records copied into results/{args.profile}/"
+              + (f"; {len(stale)} stale records left out (rerun them): {', '.join(stale)}"
+                 if stale else ""))
+        return 1 if stale else 0
     if args.cmd == "run":
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
         sync_notebooks(chapters)

@@ -261,3 +261,24 @@ def committed_status() -> list[dict]:
                     "profile": rec["profile"], "commit": rec["provenance"].get("commit"),
                     "stale": is_stale(rec)})
     return out
+
+
+def copy_records(chapters: list[str], profile: str, src: Path | None = None,
+                 dst: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Copy the work root's ``profile`` records of ``chapters`` into the committed root (the
+    book's evidence). Stale records are left out and named; checkpoints are never copied.
+    Returns (copied paths, stale record names)."""
+    src, dst = Path(src or work_root()), Path(dst or committed_root())
+    copied, stale = [], []
+    for path in sorted((src / profile).glob("*/*.json")):
+        rec = read_record(path)
+        if chapter_of(rec["experiment"]) not in chapters:
+            continue
+        if is_stale(rec):
+            stale.append(f"{path.parent.name}/{path.name}")
+            continue
+        out = dst / profile / path.parent.name / path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out, rec)
+        copied.append(out)
+    return copied, stale
