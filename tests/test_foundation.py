@@ -164,6 +164,8 @@ def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(
     monkeypatch.setattr(results, "committed_root", lambda: committed)
     assert results.evidence_profile("gsc", "small") == "small"
     results.Store(committed).save("gsc_noise", {"a": 1}, "medium", 0, {"x": "committed"}, 1.0)
+    assert results.evidence_profile("gsc", "small") == "small"  # records, but no complete run
+    results.atomic_write_json(results.manifest_path("gsc", "medium", committed), {})
     assert results.evidence_profile("gsc", "small") == "medium"
     assert results.evidence_profile("htsr", "small") == "small"
     assert results.evidence_profile("gsc", "full") == "full"
@@ -231,6 +233,33 @@ def test_commit_results_copies_current_records_of_the_chapter_only(tmp_path, mon
     assert [p.parent.name for p in copied] == ["gsc_noise"] and not stale
     assert not list(committed.rglob("*.pt")) and not (committed / "small").exists()
     assert results.read_record(copied[0])["values"] == {"x": 1.0}
+    assert not results.manifest_path("gsc", "medium", committed).exists()  # no finished run
+    copied, _ = results.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {"d": 1}})
+    manifest = json.loads(results.manifest_path("gsc", "medium", committed).read_text())
+    assert manifest["records"] == [f"gsc_noise/{copied[0].name}"] and manifest["run"] == {"d": 1}
+    results.manifest_path("gsc", "medium", committed).unlink()
     store.save("gsc_cifar", {"a": 1}, "medium", 0, {"x": 4.0}, 1.0, code="old code")
-    copied, stale = results.copy_records(["gsc"], "medium", work, committed)
+    copied, stale = results.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {}})
     assert len(copied) == 1 and stale and stale[0].startswith("gsc_cifar/")
+    assert not results.manifest_path("gsc", "medium", committed).exists()  # stale: no manifest
+
+
+def test_commit_results_needs_a_notebook_that_ran_to_its_end(tmp_path):
+    import nbformat
+
+    with pytest.raises(RuntimeError, match="not found"):
+        results.executed_run("gsc", "medium", tmp_path)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"parameters": {"profile": "small"}, "end_time": "t",
+                                "exception": None, "duration": 3.0}
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
+    with pytest.raises(RuntimeError, match="executed at profile 'small'"):
+        results.executed_run("gsc", "medium", tmp_path)
+    nb.metadata["papermill"]["parameters"]["profile"] = "medium"
+    nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
+    assert results.executed_run("gsc", "medium", tmp_path)["duration_s"] == 3.0
+    nb.metadata["papermill"]["exception"] = True
+    nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
+    with pytest.raises(RuntimeError, match="with an error"):
+        results.executed_run("gsc", "medium", tmp_path)

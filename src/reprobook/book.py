@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import os
 import time
 
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from . import claims as _claims
 from .profiles import Run, setup
 from .results import (Store, best_records, chapter_of, committed_root, evidence_profile,
-                      is_stale)
+                      is_stale, manifest_path)
 
 _STARTED: dict[str, float] = {}
 
@@ -85,7 +86,9 @@ def evidence_header(chapter: str, run: Run) -> str:
                 "the execution-status page).</p>")
     commits = sorted({str(r["provenance"].get("commit"))[:8] for r in recs})
     hw = recs[0]["provenance"].get("hardware", {})
-    secs = sum(r["provenance"].get("runtime_s") or 0 for r in recs)
+    manifest = json.loads(manifest_path(chapter, run.profile).read_text())
+    secs = (manifest.get("run") or {}).get("duration_s") or \
+        sum(r["provenance"].get("runtime_s") or 0 for r in recs)
     stale = sum(is_stale(r) for r in recs)
     finished = max(r["provenance"].get("finished", "") for r in recs)
     warn = (f' <b style="color:#c62828">{stale} of {len(recs)} records are stale</b> (the code '
@@ -93,7 +96,7 @@ def evidence_header(chapter: str, run: Run) -> str:
     return (f"<p><b>Evidence</b>: committed records at profile <code>{run.profile}</code> "
             f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, commit "
             f"{', '.join(commits)}, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
-            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, {secs / 60:.1f} min of runs, "
+            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, the chapter ran {secs / 60:.1f} min, "
             f"finished {finished}.{warn}</p>")
 
 

@@ -118,7 +118,8 @@ def main(argv=None) -> int:
                    "that wrote them has changed since (stale)")
     c = sub.add_parser("commit-results", help="copy this machine's records of a profile (one "
                        "chapter or all) from the work root into results/<profile>/, the book's "
-                       "evidence; refuses stale ones, never copies checkpoints")
+                       "evidence, once the chapter's notebook ran to its end at that profile; "
+                       "refuses stale ones, never copies checkpoints")
     c.add_argument("chapter", choices=[*CHAPTERS, "all"])
     c.add_argument("--profile", choices=PROFILE_NAMES, default="medium")
     args = parser.parse_args(argv)
@@ -132,10 +133,15 @@ def main(argv=None) -> int:
         print(f"{len(rows)} committed records, {stale} stale")
         return 0
     if args.cmd == "commit-results":
-        from .results import copy_records
+        from .results import copy_records, executed_run
 
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
-        copied, stale = copy_records(chapters, args.profile)
+        try:
+            runs = {ch: executed_run(ch, args.profile) for ch in chapters}
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        copied, stale = copy_records(chapters, args.profile, runs=runs)
         print(f"{len(copied)} records copied into results/{args.profile}/"
               + (f"; {len(stale)} stale records left out (rerun them): {', '.join(stale)}"
                  if stale else ""))

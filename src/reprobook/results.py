@@ -237,10 +237,36 @@ def evidence_profile(chapter: str, requested: str) -> str:
     for prof in reversed(PROFILE_ORDER):
         if PROFILE_ORDER.index(prof) <= rank:
             break
-        if any(chapter_of(d.name) == chapter and any(d.glob("*.json"))
-               for d in (root / prof).glob("*") if d.is_dir()):
+        if manifest_path(chapter, prof, root).exists():
             return prof
     return requested
+
+
+def manifest_path(chapter: str, profile: str, root: Path | None = None) -> Path:
+    """The file that marks a chapter's committed records at ``profile`` as a complete run (the
+    chapter's notebook finished at that profile): only then are they the chapter's evidence,
+    so a partial run can never make a build recompute the missing part at that profile."""
+    return Path(root or committed_root()) / profile / f"{chapter}.complete.json"
+
+
+def executed_run(chapter: str, profile: str, executed: Path | None = None) -> dict:
+    """Check that papermill executed the chapter's notebook at ``profile`` to the end; return
+    its parameters and duration. Raises RuntimeError otherwise."""
+    import nbformat
+
+    path = Path(executed or REPO_ROOT / "_build" / "executed") / "notebooks" / f"{chapter}.ipynb"
+    if not path.exists():
+        raise RuntimeError(f"{path} not found: run `make chapter CHAPTER={chapter} "
+                           f"PROFILE={profile}` first")
+    meta = nbformat.read(str(path), as_version=4).metadata.get("papermill", {})
+    got = meta.get("parameters", {}).get("profile")
+    if got != profile or meta.get("exception") or not meta.get("end_time"):
+        raise RuntimeError(f"{path}: executed at profile {got!r}"
+                           f"{', with an error' if meta.get('exception') else ''}"
+                           f"{', unfinished' if not meta.get('end_time') else ''}; "
+                           f"the records of {profile!r} are not a complete run")
+    return {"parameters": meta.get("parameters"), "duration_s": meta.get("duration"),
+            "start_time": meta.get("start_time"), "end_time": meta.get("end_time")}
 
 
 def best_records(experiment: str, profile: str) -> tuple[list[dict], str]:
@@ -264,10 +290,11 @@ def committed_status() -> list[dict]:
 
 
 def copy_records(chapters: list[str], profile: str, src: Path | None = None,
-                 dst: Path | None = None) -> tuple[list[Path], list[str]]:
+                 dst: Path | None = None, runs: dict | None = None) -> tuple[list[Path], list[str]]:
     """Copy the work root's ``profile`` records of ``chapters`` into the committed root (the
     book's evidence). Stale records are left out and named; checkpoints are never copied.
-    Returns (copied paths, stale record names)."""
+    ``runs`` maps a chapter to its :func:`executed_run`: a chapter with one and no stale
+    record gets its manifest (:func:`manifest_path`). Returns (copied paths, stale names)."""
     src, dst = Path(src or work_root()), Path(dst or committed_root())
     copied, stale = [], []
     for path in sorted((src / profile).glob("*/*.json")):
@@ -281,4 +308,13 @@ def copy_records(chapters: list[str], profile: str, src: Path | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out, rec)
         copied.append(out)
+    for ch, run in (runs or {}).items():
+        if any(chapter_of(name.split("/")[0]) == ch for name in stale):
+            continue
+        names = sorted(f"{p.parent.name}/{p.name}" for p in copied
+                       if chapter_of(p.parent.name) == ch)
+        atomic_write_json(manifest_path(ch, profile, dst), {
+            "chapter": ch, "profile": profile, "records": names, "run": run,
+            "code_hash": code_hash(ch), "commit": git_commit(),
+            "committed": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return copied, stale

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .results import (Store, chapter_of, committed_root, evidence_profile, git_commit, hardware,
+                      manifest_path,
                       is_stale, package_versions)
 
 
@@ -37,8 +38,14 @@ def evidence_row(chapter: str, requested: str) -> dict:
         return {"evidence": f"this build ({requested})", "committed records": 0, "stale": 0}
     recs = [r for r in Store(committed_root()).records(profile=prof)
             if chapter_of(r["experiment"]) == chapter]
+    run = json.loads(manifest_path(chapter, prof).read_text()).get("run") or {}
+    hw = recs[0]["provenance"].get("hardware", {}) if recs else {}
     return {"evidence": f"committed results/ ({prof})", "committed records": len(recs),
-            "stale": sum(is_stale(r) for r in recs)}
+            "stale": sum(is_stale(r) for r in recs),
+            "evidence run": f"{(run.get('duration_s') or 0) / 60:.0f} min, finished "
+                            f"{str(run.get('end_time', '?'))[:16]}, {hw.get('machine')} with "
+                            f"{hw.get('cpu_count')} CPUs{', ' + hw['gpu'] if hw.get('gpu') else ''}, "
+                            f"commit {', '.join(sorted({str(r['provenance'].get('commit'))[:8] for r in recs}))}"}
 
 
 def bench_table() -> pd.DataFrame | None:
