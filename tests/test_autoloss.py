@@ -765,3 +765,26 @@ def test_classification_experiment_runs_tiny():
     assert len(v["frozen"]["raw"]["acc"]) == 4 and isinstance(v["frozen_normalised_narrower"], bool)
     for k in ("autoloss_beats_all", "w_o_l1_overfits", "autoloss_best_mean"):
         assert isinstance(v[k], bool)
+
+
+def test_transfer_runs_baselines_and_the_trained_controllers_on_the_other_data_sets():
+    """Table 2 plumbing: each transfer data set is the official generator at another seed, W/O
+    L1 there equals a direct fixed-schedule run on that data, and DGS is picked on its
+    validation partition."""
+    from reprobook.autoloss.classification import ClassificationLanes, cls_partitions
+    from reprobook.autoloss.engine import ControllerBank, run_fixed
+    from reprobook.autoloss.experiments import _transfer
+
+    s = {"trials": 1, "transfer_seeds": [2], "dgs_lams": [1e-4, 1e-1], "steps": 30}
+    bank = ControllerBank(ClassificationLanes.n_features, 16, 2.0, [5])
+    out = _transfer(ClassificationLanes, {"controller": bank}, [{"name": "autoloss", "lam": 0.02}],
+                    s, seed=0)
+    parts = cls_partitions(make_classification_data(seed=2))
+    direct = run_fixed(ClassificationLanes, parts, [0.02, 1e-4, 1e-1], [0, 1, 1], [0.0] * 3,
+                       seed=1, max_steps=30)  # the same lanes, run on the seed-2 data directly
+    assert out["data_seeds"] == [2] and set(out["error"]["1"]) == {"w-o-l1", "dgs", "autoloss"}
+    assert out["error"]["1"]["w-o-l1"] == pytest.approx(float(direct["test"][0].mean()), abs=1e-6)
+    best = 1 + int(direct["best_valid"][1:].argmax())
+    assert out["dgs_picked"]["1"] == ("dgs@0.0001", "dgs@0.1")[best - 1]
+    assert out["error"]["1"]["dgs"] == pytest.approx(float(direct["test"][best].mean()), abs=1e-6)
+    assert all(0 <= v <= 1 for v in out["error"]["1"].values())
