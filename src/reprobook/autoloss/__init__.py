@@ -7,7 +7,8 @@ REINFORCE and its baseline, the rewards, the hand-crafted schedules and the ince
 protocol); ``regression`` and ``classification`` its two tasks; ``sensitivity`` the controller
 settings and feature ablations; ``experiments`` the chapter's runs (``run_regression``: Table 1
 regression row, Fig. 1 sweep, Table 3, sensitivity; ``run_classification``: Table 1
-classification row, report variants, frozen random controllers); ``figures`` the plots.
+classification row, report variants, frozen random controllers); ``gan`` the MNIST DCGAN with
+fixed D:G schedules and the online controller (paper §4.4, §5.2); ``figures`` the plots.
 Official code: safpla/AutoLossRelease @ c3cdf97. Spec: shared/specs/autoloss.md.
 """
 from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_reward,
@@ -16,11 +17,14 @@ from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_rewa
                       segment_reward, shaping_reward)
 
 from .experiments import CLASSIFICATION, REGRESSION  # noqa: E402
+from .gan import GAN, run_gan, run_mnist_classifier, schedule_actions  # noqa: E402
 
-PROFILES = {name: {"regression": REGRESSION[name], "classification": CLASSIFICATION[name]}
+PROFILES = {name: {"regression": REGRESSION[name], "classification": CLASSIFICATION[name],
+                   "gan": GAN[name]}
             for name in ("small", "medium", "full")}
 
 __all__ = ["PROFILES", "L1_ACTION", "MSE_ACTION", "Controller", "EMABaseline", "final_reward",
            "handcrafted_action", "inception_score", "l1_penalty", "make_classification_data",
            "make_regression_data", "policy_loss", "quadratic_predict", "reinforce_step",
-           "segment_reward", "shaping_reward"]
+           "segment_reward", "shaping_reward", "GAN", "run_gan", "run_mnist_classifier",
+           "schedule_actions"]

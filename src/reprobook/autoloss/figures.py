@@ -86,3 +86,23 @@ def frozen_controllers(values: dict, ax=None):
     ax.set(ylabel="test accuracy", title="frozen random controllers (classification)")
     ax.legend(fontsize=7, loc="lower left")
     return fig
+
+
+def gan_is_curves(values: dict, ax=None):
+    """Inception score (our MNIST classifier) vs training step for every D:G schedule and the
+    online controllers (paper Fig. 2); the real-data IS and the rescaled 8.6 threshold dashed."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.8))
+    steps = values["curve_steps"]
+    for i, (name, curve) in enumerate(values["curves"].items()):
+        auto = not name.startswith("gan-")
+        label = name if auto else "GAN " + name[4:].replace("-", ":")
+        ax.plot(steps, curve, lw=2 if auto else 1, ls="-" if auto else "--",
+                color=PALETTE[i % len(PALETTE)], label=label)
+    ax.axhline(values["classifier"]["is_real"], color="gray", lw=.8,
+               label="real test images")
+    ax.axhline(values["threshold_is"], color="gray", lw=.8, ls=":",
+               label="8.6 × real/9.5")
+    ax.set(xlabel="update step (D or G)", ylabel="inception score (our classifier)",
+           title="MNIST DCGAN: IS vs schedule")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
