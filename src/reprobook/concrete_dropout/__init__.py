@@ -8,6 +8,7 @@ gathers the chapter's runs (``models``, ``synthetic``, ``uci``, ``mnist``, ``sst
 from .kernels import (ConcreteDropout, bernoulli_entropy, concrete_mask, concrete_regularization,
                       concrete_regularizer, dropout_probabilities, gaussian_mc_log_likelihood,
                       predictive_moments)
+from .mbrl import MBRL
 
 _SIZES = [10, 25, 50, 100, 1000, 10000]  # reference notebook
 _EPOCHS = [2000, 1000, 500, 200, 20, 2]  # its epochs per size (1000-2000 Adam steps each)
@@ -34,19 +35,22 @@ PROFILES = {
                     "batch": 128, "lr": 1e-3},
         "sst": dict(_SST, emb=32, hidden=32, epochs=2, batch=256),
         "rl": {"episodes": 20, "seeds": 2, "max_steps": 200},
+        "mbrl": MBRL["small"],
     },
     # the most informative run in ~90 min of a 2-core CPU: UCI at the reference lengths, the
-    # 3 x 512 MLP on 50k images for 12 epochs, the reference spatial net on 10k, SST at the
-    # report's sizes for 10 epochs
+    # 3 x 512 MLP on up to 50k images for 10 epochs, SST at the report's sizes for 10 epochs,
+    # REINFORCE for 500 episodes x 3 seeds, the model-based agent over 8 stages; the spatial
+    # net only as a smoke run (its claims need 60k images x 20 epochs: `full`)
     "medium": {
-        "synthetic": dict(_SYN, reps=3, width=1024),
+        "synthetic": dict(_SYN, reps=3, width=512),
         "uci": dict(_UCI_FULL, samples=100),
-        "mnist": dict(_MNIST, sizes=[10000, 25000, 50000], width=512, epochs=12, val=10000,
+        "mnist": dict(_MNIST, sizes=[10000, 25000, 50000], width=512, epochs=10, val=10000,
                       test=10000),
-        "spatial": {"train": 10000, "test": 10000, "epochs": 3, "channels": [32, 64],
+        "spatial": {"train": 5000, "test": 5000, "epochs": 3, "channels": [32, 64],
                     "hidden": 128, "batch": 128, "lr": 1e-3},
         "sst": dict(_SST, emb=100, hidden=256, epochs=10),
-        "rl": {"episodes": 500, "seeds": 4, "max_steps": 200},
+        "rl": {"episodes": 500, "seeds": 3, "max_steps": 200},
+        "mbrl": MBRL["medium"],
     },
     # paper / report scale (a GPU is welcome)
     "full": {
@@ -59,6 +63,7 @@ PROFILES = {
                     "hidden": 128, "batch": 128, "lr": 1e-3},
         "sst": dict(_SST, emb=100, hidden=256, epochs=20),
         "rl": {"episodes": 1000, "seeds": 10, "max_steps": 200},
+        "mbrl": MBRL["full"],
     },
 }
 
