@@ -82,11 +82,18 @@ store = book.store()
 # | epistemic variance | population variance over the $T$ samples | same (`np.var`) |
 # | repeated runs | stacked weights, one batched program | a Python loop |
 
+# %% [markdown]
+# ### What each profile can test
+# `small` (CI) runs every experiment at smoke length. `medium` (≤ 90 min on 2 CPU cores) runs
+# UCI at the reference notebooks' lengths (all 20 splits), the 3 × 512 MLP on 10k, 25k and 50k
+# MNIST images for 10 epochs (the accuracy, p-vs-data and layer claims), SST-2 with the
+# report's LSTM sizes for 10 epochs, REINFORCE for 500 episodes × 3 seeds and the model-based
+# agent over 8 stages (~30× more data at the end than at the start). The paper's 100-epoch
+# MNIST accuracy, the width study and the spatial net's claims (60k images × 20 epochs) need
+# `full`.
+
 # %% tags=["remove-input"]
-display(Markdown("Profile settings (`medium`: UCI at the reference lengths and the 3 × 512 MLP for 12 "
-                 "epochs in about 90 CPU minutes; `full`: the reference notebook's and the report's scale):"))
-for _k in ("synthetic", "uci", "mnist", "spatial", "sst", "rl", "mbrl"):
-    display(Markdown(f"`{_k}`: " + ", ".join(f"{kk} = {vv}" for kk, vv in run[_k].items())))
+book.profiles_table("concrete_dropout")
 
 # %% [markdown]
 # ## Results
