@@ -128,7 +128,7 @@ display(Markdown("**Phase rules** (`reprobook.htsr.PHASE_RULES`):\n\n" + "\n".jo
 # ### What each profile can test
 # `small` (CI) is a smoke run of every experiment. `medium` (≤ 90 min on 2 CPU cores) trains
 # LeNet5 on all 60,000 MNIST images for 12 epochs, which tests the LeNet5 claims, and runs the
-# MiniAlexNet sweep at all 11 batch sizes for 10 epochs, but on 2,000 images: MiniAlexNet
+# MiniAlexNet sweep at all 11 batch sizes for 10 epochs, but on 1,000 images: MiniAlexNet
 # trains at about 120 images/s per core here, so one epoch of the 50,000 images takes ~7 min
 # per batch size and the authors' sweep (100 epochs × 12 batch sizes × 10 runs) would take
 # months of this CPU. The sweep's claims need the whole training set (`needs mini_train >=

@@ -35,13 +35,13 @@ PROFILES = {
               "pretrained": ["mobilenet_v2", "efficientnet_lite0", "minilm", "alexnet"]},
     # <= 90 min of a 2-core CPU (MiniAlexNet trains ~120 images/s per core): LeNet5 on all
     # 60,000 MNIST images for 12 epochs (the LeNet5 claims' length), the MiniAlexNet sweep at
-    # all 11 batch sizes for 10 epochs on 2,000 images (the paper's 50,000 x 100 epochs x 10
-    # runs is ~300x this: those claims stay inconclusive, see the chapter), the fixed-steps
-    # control at 5x small's steps.
+    # all 11 batch sizes for 10 epochs on 1,000 images (the paper's 50,000 x 100 epochs x 10
+    # runs is ~5,000x this: those claims stay inconclusive, see the chapter), the fixed-steps
+    # control at 3x small's steps.
     "medium": {"lenet_epochs": 12, "lenet_train": 60000,
                "mini_batches": [2, 4, 8, 16, 32, 50, 100, 150, 250, 500, 1000],
-               "mini_train": 2000, "mini_test": 2000, "mini_epochs": 10, "mini_runs": 1,
-               "fixed_batches": [4, 16, 64], "fixed_steps": 300,
+               "mini_train": 1000, "mini_test": 1000, "mini_epochs": 10, "mini_runs": 1,
+               "fixed_batches": [4, 16, 64], "fixed_steps": 200,
                "pretrained": ["mobilenet_v2", "efficientnet_lite0", "minilm", "alexnet"]},
     "full": {"lenet_epochs": 20, "lenet_train": 60000,
              "mini_batches": [2, 4, 8, 16, 32, 50, 64, 100, 150, 250, 500, 1000],
