@@ -378,7 +378,7 @@ def test_inception_score_bad_input():
 def test_profiles_declared():
     assert set(PROFILES) == {"small", "medium", "full"}
     for p in PROFILES.values():
-        assert set(p) == {"regression", "classification"}
+        assert set(p) == {"regression", "classification", "gan"}
 
 
 # --------------------------------------------------------------------------- regression engine
