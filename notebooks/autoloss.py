@@ -106,7 +106,7 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}."))
 # λ sweep, the noise floor, "overfitting without L1"), but trains the controllers for only a
 # few episodes (5 × ≤ 5,000 steps on regression, 20 × 2,000 on classification, against the
 # official 400 and thousands): every claim about the trained controller needs ≥ 100 or
-# ≥ 300 episodes and stays *inconclusive* until `full`. Its GAN is a small DCGAN for 2,500
+# ≥ 300 episodes and stays *inconclusive* until `full`. Its GAN is a small DCGAN for 1,500
 # steps (the paper's claims need the paper's DCGAN and ≥ 50,000 steps).
 
 # %% tags=["remove-input"]
