@@ -85,6 +85,7 @@ def evidence_header(chapter: str, run: Run) -> str:
                 f"seed {run.seed}, device <code>{run.device}</code> (runtime and machine: "
                 "the execution-status page).</p>")
     commits = sorted({str(r["provenance"].get("commit"))[:8] for r in recs})
+    hashes = sorted({str(r["provenance"].get("code_hash")) for r in recs})
     hw = recs[0]["provenance"].get("hardware", {})
     manifest = json.loads(manifest_path(chapter, run.profile).read_text())
     secs = (manifest.get("run") or {}).get("duration_s") or \
@@ -94,10 +95,19 @@ def evidence_header(chapter: str, run: Run) -> str:
     warn = (f' <b style="color:#c62828">{stale} of {len(recs)} records are stale</b> (the code '
             "changed since they ran; their verdicts are marked)." if stale else " None is stale.")
     return (f"<p><b>Evidence</b>: committed records at profile <code>{run.profile}</code> "
-            f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, commit "
-            f"{', '.join(commits)}, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
+            f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, "
+            f"{_commits(commits)}, code hash{'es' if len(hashes) > 1 else ''} "
+            f"<code>{', '.join(hashes)}</code>, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
             f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, the chapter ran {secs / 60:.1f} min, "
             f"finished {finished}.{warn}</p>")
+
+
+def _commits(commits: list[str]) -> str:
+    """The commits a run's records name (the tree at save time; the code hash is what ties a
+    record to the code that computed it)."""
+    if len(commits) <= 3:
+        return "commit " + ", ".join(commits)
+    return f"saved across {len(commits)} commits ({', '.join(commits[:2])}, ...)"
 
 
 def results_for(chapter: str, profile: str) -> dict[str, dict]:

@@ -45,7 +45,7 @@ def evidence_row(chapter: str, requested: str) -> dict:
             "evidence run": f"{(run.get('duration_s') or 0) / 60:.0f} min, finished "
                             f"{str(run.get('end_time', '?'))[:16]}, {hw.get('machine')} with "
                             f"{hw.get('cpu_count')} CPUs{', ' + hw['gpu'] if hw.get('gpu') else ''}, "
-                            f"commit {', '.join(sorted({str(r['provenance'].get('commit'))[:8] for r in recs}))}"}
+                            f"code hash {', '.join(sorted({str(r['provenance'].get('code_hash')) for r in recs}))}"}
 
 
 def bench_table() -> pd.DataFrame | None:
