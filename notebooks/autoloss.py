@@ -208,10 +208,7 @@ display(book.provenance(rec_c))
 
 # %% tags=["remove-input"]
 tr = cls["transfer"]
-rows = {(f"data set {k} (seed {seed})", m): {"ours: test error": err[m]}
-        for (k, err), seed in zip(tr["error"].items(), tr["data_seeds"]) for m in err}
-t2 = pd.DataFrame(rows).T
-t2.index.names = ["data", "method"]
+t2 = figures.transfer_table(tr)
 display(Markdown(f"Test error (mean over trials; AutoLoss: over the trained controllers too). "
                  f"DGS λ picked: {', '.join(tr['dgs_picked'].values())}. The paper's values "
                  "are in the verdict table below (claims `t2-*`)."), t2)
@@ -287,13 +284,6 @@ fig, ax = plt.subplots(figsize=(7, 4))
 figures.gan_is_curves(gv, ax=ax)
 plt.tight_layout()
 plt.show()
-gan_rows = {}
-for k in gv["is"]:
-    gan_rows[k] = {"paper IS": ex_gan.PAPER_IS.get(k, ""),
-                   "ours: IS (last 3 evals)": f"{gv['is'][k]:.3f}",
-                   "ours: best IS": f"{gv['is_best'][k]:.3f}",
-                   "D share": f"{gv['d_fraction'][k]:.2f}",
-                   "steps to threshold": gv["steps_to_threshold"][k] if gv["reached"][k] else "not reached"}
 clf_v = gv["classifier"]
 display(Markdown(
     f"Our MNIST classifier: test accuracy **{clf_v['test_acc']:.4f}**, IS of the "
@@ -301,7 +291,7 @@ display(Markdown(
     f"{clf_v['paper_is_real']} on the authors' classifier). Threshold IS "
     f"{gv['threshold_is']:.3f}; {run['gan']['steps']} steps per schedule "
     f"(profile `{run.profile}`: a {'paper-size' if rec_g['config']['paper_dcgan'] else 'small'} "
-    f"DCGAN), one run each."), pd.DataFrame(gan_rows).T)
+    f"DCGAN), one run each."), figures.gan_table(gv, ex_gan.PAPER_IS))
 display(book.provenance(rec_g))
 
 # %% [markdown]

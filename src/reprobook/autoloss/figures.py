@@ -106,3 +106,27 @@ def gan_is_curves(values: dict, ax=None):
            title="MNIST DCGAN: IS vs schedule")
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def gan_table(values: dict, paper_is: dict):
+    """One row per GAN schedule or controller: the paper's IS, ours (mean of the last three
+    evaluations, and the best), the share of D updates, the steps to the threshold IS."""
+    import pandas as pd
+    rows = {k: {"paper IS": paper_is.get(k, ""),
+                "ours: IS (last 3 evals)": f"{values['is'][k]:.3f}",
+                "ours: best IS": f"{values['is_best'][k]:.3f}",
+                "D share": f"{values['d_fraction'][k]:.2f}",
+                "steps to threshold": values["steps_to_threshold"][k] if values["reached"][k]
+                else "not reached"} for k in values["is"]}
+    return pd.DataFrame(rows).T
+
+
+def transfer_table(transfer: dict):
+    """Paper Table 2 as we ran it: test error per transfer data set and method."""
+    import pandas as pd
+    rows = {(f"data set {k} (seed {seed})", m): {"ours: test error": err[m]}
+            for (k, err), seed in zip(transfer["error"].items(), transfer["data_seeds"])
+            for m in err}
+    table = pd.DataFrame(rows).T
+    table.index.names = ["data", "method"]
+    return table
