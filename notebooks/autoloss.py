@@ -108,6 +108,12 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}."))
 # official 400 and thousands): every claim about the trained controller needs ≥ 100 or
 # ≥ 300 episodes and stays *inconclusive* until `full`. Its GAN is a small DCGAN for 1,500
 # steps (the paper's claims need the paper's DCGAN and ≥ 50,000 steps).
+#
+# Device: the GAN runs on the chapter's `device` (a GPU when one is present at `full`: the
+# paper's DCGAN for 100,000 steps × 10 runs is hundreds of CPU hours). The regression and
+# classification programs always run on the CPU with one thread: each lockstep step is a few
+# small tensor operations on at most a few hundred lanes, where a GPU's launch cost would
+# dominate (an expectation, not measured here: no GPU was available).
 
 # %% tags=["remove-input"]
 book.profiles_table("autoloss")
@@ -276,7 +282,7 @@ display(pd.DataFrame(var_rows).T)
 # $8.6\times\text{IS}_\text{real}/9.5$.
 
 # %%
-rec_g = ex_gan.run_gan(store, run.profile, run.seed, run["gan"])
+rec_g = ex_gan.run_gan(store, run.profile, run.seed, run["gan"], device=run.device)
 gv = rec_g["values"]
 
 # %% tags=["remove-input"]

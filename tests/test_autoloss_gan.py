@@ -86,3 +86,26 @@ def test_online_controller_moves_toward_rewarded_action(use_baseline):
     p1 = float(ctrl.policy(f)[0, gan.D_ACTION])
     assert ctrl.updates == 40
     assert p1 > p0 + 0.1, (p0, p1)
+
+
+def _tiny_gan_settings():
+    return {"z_dim": 8, "base_filters": 2, "batch": 4, "lr": 1e-3, "steps": 12, "eval_every": 6,
+            "eval_samples": 20, "splits": 1, **_toy_settings()}
+
+
+def test_train_gan_follows_schedule_and_device_argument():
+    """A 1:5 schedule takes 2 D updates in 12 steps (hand count of D G G G G G | D G G G G G);
+    an explicit CPU device gives the very same run as the default (draws come from CPU
+    generators), and an unavailable device is refused with a clear error."""
+    s = _tiny_gan_settings()
+    x = torch.rand(50, 1, 28, 28)
+    clf = gan.MnistClassifier(0)
+    a = gan.train_gan(s, clf, x, seed=0, ratio="1:5")
+    b = gan.train_gan(s, clf, x, seed=0, ratio="1:5", device=torch.device("cpu"))
+    assert a["d_fraction"] == pytest.approx(2 / 12)
+    assert len(a["curve"]) == 3 and a["curve"] == b["curve"]
+    if not torch.cuda.is_available():
+        from reprobook.profiles import ParameterError
+
+        with pytest.raises(ParameterError, match="CUDA is not available"):
+            gan.run_gan(store=None, profile="small", settings=s, device="cuda")

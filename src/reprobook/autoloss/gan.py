@@ -24,6 +24,9 @@ controller that picks, step by step, a discriminator or a generator update.
 
 Schedules run one after another (a loop, not one batched tensor program): the schedules take
 different actions at each step, so batching them would compute both updates for every lane.
+``device``: the networks and images live there (CUDA for the paper's DCGAN at ``full``); every
+random draw (noise, minibatch indices) comes from CPU generators, so a seed gives the same
+draws on any device.
 A "step" is one optimizer update of either network; an "epoch" is n_train / batch steps.
 Spec: shared/specs/autoloss.md (§1.3 GAN features, §1.4 rewards, §2.2 GAN config, §2.4 table).
 """
@@ -37,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..profiles import resolve_device
 from .kernels import Controller, EMABaseline, inception_score, reinforce_step, segment_reward
 
 G_ACTION, D_ACTION = 0, 1  # official GAN trainer: action 0 = generator, 1 = discriminator
@@ -186,18 +190,22 @@ def mnist_data(n_train: int):
 
 @torch.no_grad()
 def predict_probs(clf: nn.Module, x, chunk: int = 1000):
-    """p(y | x) of the classifier for [0, 1] images, in chunks."""
+    """p(y | x) of the classifier for [0, 1] images (on the classifier's device), in chunks;
+    returned on the CPU."""
     clf.eval()
-    return torch.cat([torch.softmax(clf(x[i:i + chunk]), -1) for i in range(0, len(x), chunk)])
+    dev = next(clf.parameters()).device
+    return torch.cat([torch.softmax(clf(x[i:i + chunk].to(dev)), -1).cpu()
+                      for i in range(0, len(x), chunk)])
 
 
-def train_classifier(s: dict, seed: int, data=None):
+def train_classifier(s: dict, seed: int, data=None, device="cpu"):
     """Train the IS classifier on MNIST train (Adam 1e-3, ``clf_steps`` batches of
     ``clf_batch``); returns (model, values) with the test accuracy and the IS of the real test
     images (mean/std over ``splits``; paper: 9.5 on the authors' classifier)."""
     x, y, xt, yt = data if data is not None else mnist_data(s["n_train"])
+    x, y = x.to(device), y.to(device)
     torch.manual_seed(seed)
-    clf = MnistClassifier(s["clf_width"])
+    clf = MnistClassifier(s["clf_width"]).to(device)
     opt = torch.optim.Adam(clf.parameters(), 1e-3)
     gen = torch.Generator().manual_seed(seed)
     clf.train()
@@ -220,7 +228,7 @@ def gan_is(g: Generator, clf: nn.Module, n: int, splits: int, gen: torch.Generat
     """IS of n generator samples on our classifier; tanh outputs rescaled to [0, 1] first (the
     official code scores the [-1, 1] images as they are, spec §3 item 11)."""
     g.eval()
-    z = torch.randn(n, g.z_dim, generator=gen)
+    z = torch.randn(n, g.z_dim, generator=gen).to(next(g.parameters()).device)
     x = (g(z) + 1) / 2
     g.train()
     return inception_score(predict_probs(clf, x), splits)[0]
@@ -279,16 +287,18 @@ class OnlineController:
 
 
 def train_gan(s: dict, clf: nn.Module, x_train, seed: int, ratio: str | None = None,
-              controller: OnlineController | None = None, is_offset: float = 8.0) -> dict:
+              controller: OnlineController | None = None, is_offset: float = 8.0,
+              device="cpu") -> dict:
     """One GAN run of ``s['steps']`` updates (Adam 2e-4, beta1 0.5, batch ``batch``) under the
     fixed D:G ``ratio`` or the online ``controller``; IS every ``eval_every`` steps. Returns the
     IS curve, the share of D updates and the final losses."""
     g, d = make_dcgan(s["z_dim"], s["base_filters"], seed)
+    g, d = g.to(device), d.to(device)
     opt_g = torch.optim.Adam(g.parameters(), s["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), s["lr"], betas=(0.5, 0.999))
     gen = torch.Generator().manual_seed(seed + 7)
     eval_gen = lambda: torch.Generator().manual_seed(seed + 99)  # same noise every evaluation
-    x_train = x_train * 2 - 1  # tanh range
+    x_train = x_train.to(device) * 2 - 1  # tanh range
     fixed = schedule_actions(*parse_ratio(ratio), s["steps"]) if ratio else None
     curve = [gan_is(g, clf, s["eval_samples"], s["splits"], eval_gen())]
     ema_g, ema_d, gn = 1.0, 0.7, {G_ACTION: 1.0, D_ACTION: 1.0}
@@ -300,7 +310,7 @@ def train_gan(s: dict, clf: nn.Module, x_train, seed: int, ratio: str | None = N
             feats = [math.log(gn[D_ACTION] / gn[G_ACTION]), ema_g - 1.0, ema_d,
                      curve[-1] - is_offset]
             a = controller.act(feats)
-        z = torch.randn(bs, s["z_dim"], generator=gen)
+        z = torch.randn(bs, s["z_dim"], generator=gen).to(device)
         if a == D_ACTION:
             real = x_train[torch.randint(len(x_train), (bs,), generator=gen)]
             with torch.no_grad():
@@ -384,12 +394,13 @@ def summarise(runs: dict, s: dict, is_real: float) -> dict:
     return v
 
 
-def gan_experiment(s: dict, seed: int = 0, classifier=None) -> dict:
+def gan_experiment(s: dict, seed: int = 0, classifier=None, device="cpu") -> dict:
     """Every schedule of ``s['schedules']`` and the controllers of ``s['controllers']`` on the
-    same initial G and D (seed), scored by our classifier."""
+    same initial G and D (seed), scored by our classifier, on ``device``."""
     t0, c0 = time.perf_counter(), time.process_time()
     data = mnist_data(s["n_train"])
-    clf, cv = classifier if classifier is not None else train_classifier(s, seed, data)
+    clf, cv = classifier if classifier is not None else train_classifier(s, seed, data, device)
+    clf = clf.to(device)
     for p in clf.parameters():
         p.requires_grad_(False)
     t_clf = time.perf_counter() - t0
@@ -400,7 +411,7 @@ def gan_experiment(s: dict, seed: int = 0, classifier=None) -> dict:
         ctrl = None if ":" in name else OnlineController(s, seed + 1000,
                                                           name != "autoloss-no-baseline")
         runs[key_of(name)] = train_gan(s, clf, data[0], seed, name if ":" in name else None,
-                                       ctrl, offset)
+                                       ctrl, offset, device)
         times[key_of(name)] = time.perf_counter() - t1
     v = summarise(runs, s, cv["is_real"])
     v["classifier"] = cv
@@ -422,16 +433,18 @@ def _clf_config(s: dict, seed: int) -> dict:
 
 
 def run_mnist_classifier(store, profile: str, seed: int = 0, settings: dict | None = None,
-                         force: bool = False, keep: dict | None = None) -> dict:
+                         force: bool = False, keep: dict | None = None,
+                         device="cpu") -> dict:
     """Store-backed classifier record (experiment ``autoloss_mnist_classifier``): test accuracy
     and IS of the real test images. Weights are not stored: when a run needs the model it is
-    retrained (deterministic, seconds at small); ``keep`` receives it when trained here."""
+    retrained (deterministic, seconds at small); ``keep`` receives it when trained here.
+    ``device``: ``auto``, ``cpu`` or ``cuda[:N]`` (not part of the config)."""
     from .experiments import one_thread
 
     s = dict(settings or GAN[profile])
 
     def fn():
-        clf, cv = train_classifier(s, seed)
+        clf, cv = train_classifier(s, seed, device=resolve_device(str(device)))
         if keep is not None:
             keep["classifier"] = (clf, cv)
         return cv, "MNIST via reprobook.data.load_mnist (REPRO_DATA)"
@@ -442,16 +455,18 @@ def run_mnist_classifier(store, profile: str, seed: int = 0, settings: dict | No
 
 
 def run_gan(store, profile: str, seed: int = 0, settings: dict | None = None,
-            force: bool = False) -> dict:
+            force: bool = False, device="cpu") -> dict:
     """Store-backed :func:`gan_experiment` (experiment ``autoloss_gan``); the classifier's own
-    record (``autoloss_mnist_classifier``) is written first and its model reused."""
+    record (``autoloss_mnist_classifier``) is written first and its model reused. ``device``:
+    ``auto``, ``cpu`` or ``cuda[:N]`` (the paper's DCGAN at ``full`` wants a GPU)."""
     from .experiments import one_thread
 
     s = dict(settings or GAN[profile])
     keep: dict = {}
-    run_mnist_classifier(store, profile, seed, s, force, keep)
+    dev = resolve_device(str(device))
+    run_mnist_classifier(store, profile, seed, s, force, keep, dev)
     with one_thread():
         return store.run("autoloss_gan", _config(s, seed), profile, seed,
-                         lambda: (gan_experiment(s, seed, keep.get("classifier")),
+                         lambda: (gan_experiment(s, seed, keep.get("classifier"), dev),
                                   "MNIST via reprobook.data.load_mnist (REPRO_DATA)"),
                          force=force)
