@@ -652,3 +652,22 @@ def test_run_cartpole_smoke():
     assert all(1 <= x <= 30 for r in v.values() for x in r["curve"])
     for key in ("rl-beats-fixed", "rl-p-decreases", "report-bug-no-learning"):
         assert isinstance(out[key], bool)
+
+
+def test_stacked_nets_regularizer_is_per_run_eq3():
+    """The stacked UCI and model-based nets: run r's regulariser equals the per-layer
+    :func:`concrete_regularizer` (l², 2) summed over that run's layers, run by run."""
+    from reprobook.concrete_dropout.mbrl import StackedDynamicsNet
+    from reprobook.concrete_dropout.models import StackedRegressionNet
+
+    nets = [StackedRegressionNet(3, 4, 6, 2, lengthscale=0.3, heteroscedastic=True, seed=1),
+            StackedDynamicsNet(3, 6, 2, lengthscale=0.3, seed=2)]
+    for net in nets:
+        with torch.no_grad():
+            for i, q in enumerate(net.p_logits):
+                q.copy_(torch.tensor([-2.0, 0.3, 1.1]) + 0.1 * i)
+        got = net.regularizer()
+        for r in range(3):
+            want = sum(concrete_regularizer(w[r], torch.sigmoid(q[r]), w.shape[1], 0.09, 2.0)
+                       for w, q in zip(net.weights, net.p_logits))
+            assert got[r].item() == pytest.approx(want.item(), rel=1e-5)

@@ -82,6 +82,20 @@ def concrete_regularizer(weight, p, input_dim: int, weight_reg: float,
     return weight_reg * sq / (1 - p) - dropout_reg * input_dim * bernoulli_entropy(p)
 
 
+def stacked_regularizer(weights, p_logits, lengthscale: float) -> torch.Tensor:
+    """(R,): paper Eq. 3 for R independent networks stored stacked (the UCI and model-based
+    nets): per run, the sum over layers of :func:`concrete_regularizer` with weight_reg = l²
+    and dropout_reg = 2, i.e. l² ||W_r||² / (1-p_r) - 2 K H(p_r), where each kernel in
+    ``weights`` is (R, K, out) and each logit in ``p_logits`` is (R,) with p = sigmoid(logit).
+    Kernels only (no biases); the caller divides by N."""
+    total = 0
+    for w, q in zip(weights, p_logits):
+        p = torch.sigmoid(q)
+        total = total + (lengthscale ** 2 * w.pow(2).sum((1, 2)) / (1 - p)
+                         - 2.0 * w.shape[1] * bernoulli_entropy(p))
+    return total
+
+
 # --------------------------------------------------------------------------- the wrapper
 class ConcreteDropout(nn.Module):
     """Learned dropout on the input of ``layer``: forward(x) = layer(x * mask / (1-p)).

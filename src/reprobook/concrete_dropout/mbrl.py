@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .kernels import DENSE_TEMPERATURE, bernoulli_entropy, concrete_mask, gaussian_mc_log_likelihood
+from .kernels import (DENSE_TEMPERATURE, concrete_mask, gaussian_mc_log_likelihood,
+                      stacked_regularizer)
 from .models import _uniform, spearman
 from .rl import THETA_LIMIT, X_LIMIT, cartpole_reset, cartpole_step
 
@@ -103,14 +104,9 @@ class StackedDynamicsNet(nn.Module):
             std.copy_(torch.where(sd > 1e-8, sd, torch.ones_like(sd)))
 
     def regularizer(self) -> torch.Tensor:
-        """(R,): sum over layers of l^2 ||W||^2/(1-p) - 2 K H(p) (paper Eq. 3; kernels only;
+        """(R,): paper Eq. 3 summed over layers (:func:`stacked_regularizer`; kernels only;
         the caller divides by N)."""
-        total = 0
-        for w, q in zip(self.weights, self.p_logits):
-            p = torch.sigmoid(q)
-            total = total + (self.lengthscale ** 2 * w.pow(2).sum((1, 2)) / (1 - p)
-                             - 2.0 * w.shape[1] * bernoulli_entropy(p))
-        return total
+        return stacked_regularizer(self.weights, self.p_logits, self.lengthscale)
 
     def forward(self, x):
         """x in raw units (R, B, 5) -> standardised delta mean (R, B, 4), log-variance, reg."""

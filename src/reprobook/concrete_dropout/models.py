@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .kernels import DENSE_TEMPERATURE, bernoulli_entropy, concrete_mask
+from .kernels import DENSE_TEMPERATURE, concrete_mask, stacked_regularizer
 
 def _uniform(shape, bound, generator):
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
@@ -65,13 +65,8 @@ class StackedRegressionNet(nn.Module):
         return torch.baddbmm(self.biases[i], x, self.weights[i])
 
     def regularizer(self) -> torch.Tensor:
-        """(R,): sum over layers of l^2 ||W||^2/(1-p) - 2 K H(p) (paper Eq. 3), kernels only."""
-        total = 0
-        for w, q in zip(self.weights, self.p_logits):
-            p = torch.sigmoid(q)
-            total = total + (self.lengthscale ** 2 * w.pow(2).sum((1, 2)) / (1 - p)
-                             - 2.0 * w.shape[1] * bernoulli_entropy(p))
-        return total
+        """(R,): paper Eq. 3 summed over layers (:func:`stacked_regularizer`), kernels only."""
+        return stacked_regularizer(self.weights, self.p_logits, self.lengthscale)
 
     def forward(self, x):
         for i in range(self.depth):
