@@ -21,7 +21,7 @@ book: venv
 	$(BIN)/python -m reprobook.cli book --profile $(PROFILE)
 
 chapter: venv
-	$(BIN)/python -m reprobook.cli run $(CHAPTER) --profile $(PROFILE)
+	$(BIN)/python -m reprobook.cli run $(CHAPTER) --profile $(PROFILE) $(if $(RERUN_STALE),--rerun-stale)
 
 test: venv
 	$(BIN)/python -m jupytext --quiet --to ipynb notebooks/*.py book/summary.py book/status.py

@@ -182,6 +182,34 @@ def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(
     assert [r["stale"] for r in results.committed_status()] == [True]
 
 
+def test_rerun_stale_recomputes_committed_records_and_summaries_of_stale_parts_are_stale(
+        tmp_path, monkeypatch):
+    """A stale committed record is recomputed when reuse_stale is off ($REPRO_RERUN_STALE=1);
+    a record computed after a stale part was reused (a summary of it) is itself stale and is
+    refused by commit-results, while another chapter's records are not affected."""
+    committed, work = tmp_path / "results", tmp_path / "work"
+    results.Store(committed).save("cd_uci_set", {"set": "wine"}, "medium", 0, {"x": "old"}, 1.0)
+    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    monkeypatch.setenv("REPRO_RERUN_STALE", "1")
+    store = results.Store(work, read_roots=[committed])
+    rec = store.run("cd_uci_set", {"set": "wine"}, "medium", 0, lambda: {"x": "new"})
+    assert rec["values"]["x"] == "new" and not rec["reused"] and not results.is_stale(rec)
+    rec = store.run("cd_uci", {"all": 1}, "medium", 0, lambda: {"mean": 1})
+    assert not results.is_stale(rec)
+    monkeypatch.delenv("REPRO_RERUN_STALE")
+    store = results.Store(tmp_path / "work2", read_roots=[committed])
+    rec = store.run("cd_uci_set", {"set": "wine"}, "medium", 0, lambda: {"x": "new"})
+    assert rec["values"]["x"] == "old" and rec["stale"]
+    summary = store.run("cd_uci", {"all": 1}, "medium", 0, lambda: {"mean": 1})
+    assert summary["provenance"]["stale_inputs"] == ["cd_uci_set/" + rec["config_hash"] + ".json"]
+    assert results.is_stale(summary)
+    other = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": 1})
+    assert not results.is_stale(other)
+    copied, stale = results.copy_records(["concrete_dropout"], "medium", tmp_path / "work2",
+                                         tmp_path / "out")
+    assert not copied and stale == ["cd_uci/" + summary["config_hash"] + ".json"]
+
+
 def test_corrupt_mnist_is_reported_as_corrupt_not_as_a_failed_download(tmp_path):
     shared = data.data_root()
     raw = tmp_path / "MNIST" / "raw"

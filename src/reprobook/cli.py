@@ -109,6 +109,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute one chapter (or all) with papermill")
     r.add_argument("chapter", choices=[*CHAPTERS, "all"])
+    r.add_argument("--rerun-stale", action="store_true",
+                   help="recompute committed records whose code has changed (check-results "
+                   "lists them) instead of reusing them; current records are still reused")
     b = sub.add_parser("book", help="execute every chapter and build the HTML book")
     for p in (r, b):
         p.add_argument("--profile", choices=PROFILE_NAMES, default="small")
@@ -148,6 +151,8 @@ def main(argv=None) -> int:
         return 1 if stale else 0
     if args.cmd == "run":
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
+        if args.rerun_stale:
+            os.environ["REPRO_RERUN_STALE"] = "1"  # read by results.Store in the kernels
         sync_notebooks(chapters)
         run_chapters(chapters, args.profile, args.seed, args.device)
     else:

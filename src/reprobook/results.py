@@ -57,8 +57,10 @@ def code_hash(chapter: str) -> str:
 
 def is_stale(record: dict) -> bool:
     """True when the code that wrote ``record`` has changed since (or the record predates
-    code hashes)."""
-    return record.get("provenance", {}).get("code_hash") != code_hash(chapter_of(record["experiment"]))
+    code hashes), or when it was computed from a stale record (``stale_inputs``)."""
+    prov = record.get("provenance", {})
+    return bool(prov.get("stale_inputs")) or \
+        prov.get("code_hash") != code_hash(chapter_of(record["experiment"]))
 
 
 class CorruptRecord(RuntimeError):
@@ -141,12 +143,21 @@ class Store:
     """Read and write records under a root folder: ``<root>/<profile>/<experiment>/<hash>.json``.
 
     ``read_roots`` are searched first and never written (the committed ``results/``): a record
-    found there is the evidence, reused even when stale (and labelled so by the book); a stale
-    record of the work root is recomputed, since the code that wrote it has changed."""
+    found there is the evidence, reused even when stale (and labelled so by the book) unless
+    ``reuse_stale`` is off (default: off when ``$REPRO_RERUN_STALE`` is 1, as ``cli run
+    --rerun-stale`` sets it), when it is recomputed into the work root; a stale record of the
+    work root is always recomputed, since the code that wrote it has changed. Once this store
+    has reused a stale record of a chapter, every record of that chapter it computes after it
+    may be built from it (a summary of stale parts), so it is saved with the stale records'
+    names under ``provenance.stale_inputs`` and counts as stale itself."""
 
-    def __init__(self, root: Path | str | None = None, read_roots=()):
+    def __init__(self, root: Path | str | None = None, read_roots=(),
+                 reuse_stale: bool | None = None):
         self.root = Path(root) if root is not None else work_root()
         self.read_roots = [Path(r) for r in read_roots]
+        self.reuse_stale = (os.environ.get("REPRO_RERUN_STALE") != "1" if reuse_stale is None
+                            else reuse_stale)
+        self._stale_seen: dict[str, list[str]] = {}  # chapter -> stale records reused here
 
     def path(self, experiment: str, config: dict, profile: str) -> Path:
         return self.root / profile / experiment / f"{config_hash(config)}.json"
@@ -157,7 +168,7 @@ class Store:
 
     def save(self, experiment: str, config: dict, profile: str, seed: int, values: dict,
              runtime_s: float, data_source: str | None = None,
-             code: str | None = None) -> dict:
+             code: str | None = None, stale_inputs: list[str] | None = None) -> dict:
         """Write a record; ``code`` is the code hash taken when the computation started
         (default: now), so an edit made while it ran leaves the record stale."""
         rec = {
@@ -170,6 +181,8 @@ class Store:
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         }
+        if stale_inputs:
+            rec["provenance"]["stale_inputs"] = sorted(set(stale_inputs))
         atomic_write_json(self.path(experiment, config, profile), rec)
         return rec
 
@@ -183,18 +196,24 @@ class Store:
                     continue
                 rec = read_record(path)
                 stale = is_stale(rec)
+                if stale and root != self.root and not self.reuse_stale:
+                    continue  # a stale committed record: look for a current one, else recompute
                 if stale and root == self.root:
                     if not os.environ.get("REPRO_QUIET"):
                         print(f"{path.name}: written by older code, recomputing {experiment}")
                     break
                 rec["reused"], rec["stale"] = True, stale
+                if stale:
+                    self._stale_seen.setdefault(chapter_of(experiment), []).append(
+                        f"{experiment}/{path.name}")
                 return rec
         t0, code = time.perf_counter(), code_hash(chapter_of(experiment))
         out = fn()
+        stale_inputs = self._stale_seen.get(chapter_of(experiment), [])
         if isinstance(out, tuple):  # (values, data_source)
             out, data_source = out
         rec = self.save(experiment, config, profile, seed, out, time.perf_counter() - t0,
-                        data_source, code=code)
+                        data_source, code=code, stale_inputs=stale_inputs)
         rec["reused"] = False
         return rec
 
