@@ -26,6 +26,8 @@ device = "auto"
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
+import math
+
 from IPython.display import Markdown, display
 
 import pandas as pd
@@ -122,15 +124,23 @@ for n in syn["sizes"]:
                "notebook p h1-h2": cdx.NOTEBOOK_P[n][1], "notebook epistemic": cdx.NOTEBOOK_STD[n][1]}
 display(pd.DataFrame(rows).T.round(3))
 
-# %% [markdown]
-# The learned $p$ follow the notebook: the input layer's $p$ stays near 0.07 at every $N$
-# while the hidden layers fall from about 0.4 at $N=10$ to below 0.1 at $N=10{,}000$, and the
-# epistemic std falls with $N$. A caveat the notebook does not state: with Adam at learning
-# rate $10^{-3}$, $p_{\text{logit}}$ moves by at most about $10^{-3}$ per step, so from
-# $p_0=0.1$ the notebook's 1000–2000 steps cannot take $p$ beyond about 0.45. Trained for
-# 10,000 steps at $N=10$, our hidden-layer $p$ reach 0.47–0.50 (the entropy term's optimum
-# 0.5, the weight term being negligible at $l=10^{-4}$): the small-$N$ values of the figure are
-# step-limited, not converged.
+# %% tags=["remove-input"]
+_hidden = [k for k in cdx.LAYERS if k != "in-h1"]
+_sizes = [str(n) for n in syn["sizes"]]
+_ph = {k: sum(syn["p"][h][k] for h in _hidden) / len(_hidden) for k in _sizes}
+_steps = max(e * -(-n // run.settings["synthetic"]["batch"])
+             for n, e in zip(syn["sizes"], run.settings["synthetic"]["epochs"]))
+_pmax = 1 / (1 + math.exp(-(math.log(0.1 / 0.9) + run.settings["synthetic"]["lr"] * _steps)))
+display(Markdown(
+    f"Ours: the input layer's $p$ stays between {min(syn['p']['in-h1'].values()):.3f} and "
+    f"{max(syn['p']['in-h1'].values()):.3f} at every $N$, while the hidden layers' mean $p$ goes "
+    f"from {_ph[_sizes[0]]:.3f} at $N={_sizes[0]}$ to {_ph[_sizes[-1]]:.3f} at $N={_sizes[-1]}$ "
+    f"(Spearman ρ of hidden $p$ with $N$: {syn['rho_p_hidden_n']:+.2f}; of the epistemic std: "
+    f"{syn['rho_epistemic_n']:+.2f}). A caveat the notebook does not state: Adam moves "
+    f"$p_{{\\text{{logit}}}}$ by at most about its learning rate per step, so from $p_0=0.1$ the "
+    f"longest run here ({_steps:,} steps) cannot take $p$ beyond {_pmax:.2f}; the entropy term's "
+    "optimum is 0.5 (the weight term is negligible at $l=10^{-4}$), so the small-$N$ values are "
+    "step-limited, not converged."))
 
 # %% [markdown]
 # ### Experiment 2 — UCI regression (paper §5.2, report §3.1)
