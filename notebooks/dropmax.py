@@ -70,8 +70,8 @@ store = book.store()
 # tested with each of its rules. Our choices where the paper is silent: retain 0.5 for random
 # DropMax, 5 sampled negatives, a learned Q that is the frequency of the labels seen so far
 # (TF's `learned_unigram_candidate_sampler`; on class-balanced MNIST it is close to uniform.
-# Our first try, Q = the model's own detached softmax, makes the corrected logits o − log Q
-# all equal: a constant loss, 43 % error at 1K), α = 10 for the report's objective (its best),
+# Q = the model's own detached softmax would make the corrected logits o − log Q all equal,
+# a constant loss, which is why we did not use it), α = 10 for the report's objective (its best),
 # deterministic attention = the plug-in rule trained without sampling, DropMax (q = p) = the
 # mask drawn from the prior (target kept) with the entropy term and no KL.
 
@@ -82,8 +82,8 @@ store = book.store()
 # eight models on MNIST-1K for the official 200 epochs with three seeds (softmax, sparsemax
 # with its own loss and with the report's CE, sampled softmax, random and adaptive DropMax in
 # both modes), which tests ICLR Table 1's 1K column, the poster's DropMax and the claims that
-# need three runs, and the z → 1 pathology for 20 epochs (one run of 200 epochs takes two to
-# four minutes of one core here). `full` adds the other five models, 5K and 55K at 200
+# need three runs, and the z → 1 pathology for 20 epochs (the time per step of each model is
+# in the overhead table below). `full` adds the other five models, 5K and 55K at 200
 # epochs; their claims have no value at `medium`.
 
 # %% tags=["remove-input"]
@@ -175,9 +175,9 @@ display(Markdown(f"Chapter runtime in this build: {book.elapsed('dropmax') / 60:
 # official exp(o) overflows for large logits (we work in log space). On two shared CPU cores
 # the `small` profile can afford 20 epochs at 1K, a tenth of the official 200, and one seed
 # where the paper reports the median of three. The Table 1 claims therefore `need` 200 epochs
-# and 3 runs, and read *inconclusive at small*: at 20 epochs adaptive DropMax may simply be
-# under-trained (its retain-probability heads and KL term train alongside the classifier), so a
-# single short run cannot say that it fails. The `medium` profile (3 seeds × 200 epochs at 1K)
+# and 3 runs, and read *inconclusive at small*: at 20 epochs adaptive DropMax may still be
+# under-trained (its retain-probability heads and KL term train alongside the classifier),
+# so a single short run cannot say that it fails or succeeds. The `medium` profile (3 seeds × 200 epochs at 1K)
 # tests them.
 #
 # ## Verdicts

@@ -65,18 +65,19 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # something.
 #
 # **Which claims the `small` profile can test.** `small` trains MiniAlexNet on 1,000 images
-# for 4 epochs, one run per batch size: about 1/1000 of the authors' SGD steps at batch 2 and
-# 4 steps in all at batch 1000. The FC spectra barely leave their initialisation, so every
-# claim about trained spectra or accuracies reads *inconclusive at small*, with the condition
-# that failed (`needs mini_train >= 50000`, or a sanity condition such as
+# for a few epochs (the profile table below), one run per batch size: about 1/1000 of the
+# authors' SGD steps at batch 2 and a handful of steps in all at batch 1000. How far the FC
+# spectra leave their initialisation at that budget is measured below (the KS distance to
+# epoch 0); every claim about trained spectra or accuracies reads *inconclusive at small*,
+# with the condition that failed (`needs mini_train >= 50000`, or a sanity condition such as
 # `test_acc.1000 > 0.3`). What `small` can test: the epoch-0 spectra (the initialiser's
 # $\sigma$, no spikes), the matrix shapes, and every kernel (in the unit tests). `full` is the
 # authors' protocol.
 #
 # **Why a large $\alpha$ is not a number to reproduce.** A power-law fit always returns an
 # exponent. On an MP-like spectrum (a random matrix, see the null model below) the fitted
-# "tail" is the steep fall of the bulk's upper edge, and $\alpha$ comes out at 10–20 without
-# meaning anything. WeightWatcher's README advises discarding fits with $\alpha > 8$ as
+# "tail" is the steep fall of the bulk's upper edge, and $\alpha$ comes out large without
+# meaning anything (the null model's fit is below). WeightWatcher's README advises discarding fits with $\alpha > 8$ as
 # spurious, and the authors' notebook notes that the estimator is already biased above
 # $\alpha\approx3.5$ (spec §1.6, §3.7). So the report's $\alpha$ of 13.9–17.3 (FC1, batch
 # 100–500) and 11–12 (FC2, batch 250–500) say "no power-law tail", not a value: the ledger
@@ -128,10 +129,9 @@ display(Markdown("**Phase rules** (`reprobook.htsr.PHASE_RULES`):\n\n" + "\n".jo
 # ### What each profile can test
 # `small` (CI) is a smoke run of every experiment. `medium` (≤ 90 min on 2 CPU cores) trains
 # LeNet5 on all 60,000 MNIST images for 12 epochs, which tests the LeNet5 claims, and runs the
-# MiniAlexNet sweep at all 11 batch sizes for 10 epochs, but on 1,000 images: MiniAlexNet
-# trains at about 120 images/s per core here, so one epoch of the 50,000 images takes ~7 min
-# per batch size and the authors' sweep (100 epochs × 12 batch sizes × 10 runs) would take
-# months of this CPU. The sweep's claims need the whole training set (`needs mini_train >=
+# MiniAlexNet sweep at all 11 batch sizes for 10 epochs, but on 1,000 images: the authors'
+# sweep on the 50,000 images (100 epochs × 12 batch sizes × 10 runs) would take this CPU far
+# longer than a chapter can (the speed table below projects it from this run's epoch times). The sweep's claims need the whole training set (`needs mini_train >=
 # 50000`) and stay *inconclusive* until a `full` run on a GPU. The pretrained-network and
 # random-matrix analyses are the same at every profile.
 
@@ -145,7 +145,7 @@ book.profiles_table("htsr")
 #
 # Before any trained network: a Gaussian $9216\times4096$ matrix should be Random-like,
 # with $\lambda^+$ at the MP edge, no spikes and soft rank about 1. Its power-law fit is
-# meaningless: the large $\alpha$ says there is no heavy tail.
+# meaningless: a large $\alpha$ here says only that there is no heavy tail.
 
 # %%
 t0 = time.perf_counter()
@@ -305,21 +305,22 @@ htsr.speed_table(null_seconds, pre, mini, run["mini_train"])
 #   fits and soft ranks. The report's α table is the report's own and is our only target.
 # - **Fitting choices move α.** Changing $x_{min}$ or $x_{max}$, keeping or dropping zero
 #   eigenvalues, or letting powerlaw 2.0.0 cap $\alpha$ at 3 all give different α. A random
-#   matrix gets a meaningless large α (the null model above).
+#   matrix's α is meaningless (the null model above).
 # - **Scale.** The authors trained 10 runs per batch size for up to 100 epochs on 50,000
 #   images. At batch size 2 that is 2.5 million steps per run, several GPU-hours per batch
 #   size (see the speed table for this CPU). The `small` profile runs every batch size of the
-#   ledger for 4 epochs on 1,000 images, one run each: about 1/1000 of the authors' steps at
-#   batch size 2. How far the FC spectra move at that budget is in the tables above (the KS
-#   distance to epoch 0): at `small` they barely move, and the claims about them read
-#   *inconclusive*, not "not reproduced". `full` is the authors' protocol, meant for a GPU;
+#   ledger for a few epochs on 1,000 images, one run each: about 1/1000 of the authors' steps
+#   at batch size 2. How far the FC spectra move at that budget is in the tables above (the
+#   KS distance to epoch 0); the claims about them need the whole training set and read
+#   *inconclusive* until then, not "not reproduced". `full` is the authors' protocol, meant for a GPU;
 #   the profile and device of this run are stated at the top of the chapter.
 # - **Pooled statistics depend on the number of runs.** The authors pooled the eigenvalues of
 #   10 runs before computing the stable rank, so their 483.94 (batch 2) and ≈2240 (batch 1000)
 #   are about ten times a single run's. These two claims need 10 runs; the ratio between the
 #   batch sizes (4.6) does not, and is judged as a trend with an effect size.
-# - **Offline weights.** The pretrained ImageNet AlexNet cannot be downloaded here, so its
-#   claims read *not run*. The code path (torchvision's URL, or a copy in
+# - **Offline weights.** Where the pretrained ImageNet AlexNet cannot be loaded (no network,
+#   no local copy: the "Not run" lines above say whether this build had it), its claims read
+#   *not run*. The code path (torchvision's URL, or a copy in
 #   `$REPRO_DATA/weights/`) is in `pretrained_weights`.
 #
 # ## Verdicts
