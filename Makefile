@@ -23,10 +23,21 @@ book: venv
 chapter: venv
 	$(BIN)/python -m reprobook.cli run $(CHAPTER) --profile $(PROFILE) $(if $(RERUN_STALE),--rerun-stale)
 
+# unit tests; the floating-point ones again under other CPU kernels and one thread; then nbval
+# executes every chapter from scratch at `small` (committed evidence off, an empty results root)
+NBVAL_RESULTS := $(abspath _build/nbval-results)
 test: venv
 	$(BIN)/python -m jupytext --quiet --to ipynb notebooks/*.py book/summary.py book/status.py
 	REPRO_QUIET=1 $(BIN)/python -m pytest -q tests
-	REPRO_QUIET=1 $(BIN)/python -m pytest -q --nbval-lax notebooks book/summary.ipynb book/status.ipynb
+	for cap in default avx2; do \
+	  echo "numerics under ATEN_CPU_CAPABILITY=$$cap"; \
+	  ATEN_CPU_CAPABILITY=$$cap REPRO_QUIET=1 $(BIN)/python -m pytest -q -m numerics tests || exit 1; \
+	done
+	echo "numerics with one thread"
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 REPRO_QUIET=1 $(BIN)/python -m pytest -q -m numerics tests
+	rm -rf $(NBVAL_RESULTS)
+	REPRO_QUIET=1 REPRO_EVIDENCE=none REPRO_RESULTS=$(NBVAL_RESULTS) $(BIN)/python -m pytest -q \
+	  --nbval-lax --durations=12 notebooks book/summary.ipynb book/status.ipynb
 
 bench: venv
 	cd benchmarks && ../$(BIN)/python bench_train.py

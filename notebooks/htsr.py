@@ -65,8 +65,8 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # something.
 #
 # **Which claims the `small` profile can test.** `small` trains MiniAlexNet on 1,000 images
-# for a few epochs (the profile table below), one run per batch size: about 1/1000 of the
-# authors' SGD steps at batch 2 and a handful of steps in all at batch 1000. How far the FC
+# for a few epochs at five of the eleven batch sizes (the profile table below), one run each:
+# about 1/1000 of the authors' SGD steps at batch 2 and a handful of steps in all at batch 500. How far the FC
 # spectra leave their initialisation at that budget is measured below (the KS distance to
 # epoch 0); every claim about trained spectra or accuracies reads *inconclusive at small*,
 # with the condition that failed (`needs mini_train >= 50000`, or a sanity condition such as
@@ -308,8 +308,8 @@ htsr.speed_table(null_seconds, pre, mini, run["mini_train"])
 #   matrix's α is meaningless (the null model above).
 # - **Scale.** The authors trained 10 runs per batch size for up to 100 epochs on 50,000
 #   images. At batch size 2 that is 2.5 million steps per run, several GPU-hours per batch
-#   size (see the speed table for this CPU). The `small` profile runs every batch size of the
-#   ledger for a few epochs on 1,000 images, one run each: about 1/1000 of the authors' steps
+#   size (see the speed table for this CPU). The `small` profile runs five of the ledger's
+#   batch sizes for a few epochs on 1,000 images, one run each: about 1/1000 of the authors' steps
 #   at batch size 2. How far the FC spectra move at that budget is in the tables above (the
 #   KS distance to epoch 0); the claims about them need the whole training set and read
 #   *inconclusive* until then, not "not reproduced". `full` is the authors' protocol, meant for a GPU;

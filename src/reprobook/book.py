@@ -16,9 +16,10 @@ from IPython.display import HTML, display, update_display
 from tqdm import tqdm
 
 from . import claims as _claims
+from . import profiles as _profiles
 from .profiles import Run, setup
-from .results import (Store, best_records, chapter_of, committed_root, evidence_profile,
-                      is_stale, manifest_path)
+from .results import (Store, best_records, chapter_of, committed_root, committed_run,
+                      evidence_enabled, evidence_profile, is_stale, manifest_path)
 
 _STARTED: dict[str, float] = {}
 
@@ -38,14 +39,52 @@ def profiles_of(chapter: str) -> dict:
     return importlib.import_module(CHAPTERS[chapter]).PROFILES
 
 
+class ParameterError(_profiles.ParameterError):
+    """A bad notebook parameter: shown in the notebook as this one line, not a traceback."""
+
+    def _render_traceback_(self):  # IPython's hook for an exception's display
+        return [f"ParameterError: {self}"]
+
+
+def check_parameters(chapter: str, profile, seed, device, new_names: set | None = None):
+    """Validate a chapter's notebook parameters; return (profile, seed as int, torch device).
+    Each bad value raises :class:`ParameterError` naming what was given and what is accepted."""
+    try:
+        if new_names is not None:
+            _profiles.check_parameters(new_names)
+        _profiles.resolve_profile(profiles_of(chapter), profile)
+        if isinstance(seed, bool) or not str(seed).strip().isdigit():
+            raise ParameterError(f"seed {seed!r} is not a whole number >= 0 (e.g. 1)")
+        if device not in ("auto", "cpu") and not _profiles.torch.cuda.is_available():
+            raise ParameterError(f"device {device!r}: CUDA is not available on this machine; "
+                                 "valid here: auto, cpu")
+        dev = _profiles.resolve_device(device)
+    except _profiles.ParameterError as err:
+        raise (err if isinstance(err, ParameterError) else ParameterError(str(err))) from None
+    return profile, int(str(seed).strip()), dev
+
+
+# Chapters whose profiles list their own seeds: the notebook's ``seed`` shifts that list
+# (seed 0 keeps it, so the committed evidence's configs are unchanged).
+SEED_LISTS = {"dropmax": "seeds"}
+
+
 def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "auto",
           new_names: set | None = None) -> Run:
-    """Check the notebook's parameters, seed the RNGs and apply the book's plot style."""
+    """Check the notebook's parameters, seed the RNGs and apply the book's plot style.
+
+    The chapter shows committed evidence of a larger profile only when it was computed with
+    the same seed (:func:`reprobook.results.evidence_profile`); otherwise this build runs the
+    profile asked for, with the seed asked for, and its header says so."""
     from .plotting import use_style
 
-    evidence = evidence_profile(chapter, profile)
-    run = setup(chapter, profiles_of(chapter), evidence, seed, device, new_names)
+    profile, seed, _ = check_parameters(chapter, profile, seed, device, new_names)
+    evidence = evidence_profile(chapter, profile, seed)
+    run = setup(chapter, profiles_of(chapter), evidence, seed, device, None)
     run.requested = profile
+    if SEED_LISTS.get(chapter) in run.settings and seed:
+        key = SEED_LISTS[chapter]
+        run.settings[key] = [seed + s for s in run.settings[key]]
     use_style()
     show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
@@ -73,7 +112,7 @@ def progress(iterable, **kw):
 def store() -> Store:
     """The results store: committed ``results/`` records are read first (the evidence), this
     build's records are written to the work root."""
-    return Store(read_roots=[committed_root()])
+    return Store(read_roots=[committed_root()] if evidence_enabled() else [])
 
 
 def evidence_header(chapter: str, run: Run) -> str:
@@ -83,7 +122,7 @@ def evidence_header(chapter: str, run: Run) -> str:
     if run.profile == run.requested or not recs:
         return (f"<p><b>Evidence</b>: this build's own run at profile <code>{run.profile}</code>, "
                 f"seed {run.seed}, device <code>{run.device}</code> (runtime and machine: "
-                "the execution-status page).</p>")
+                f"the execution-status page).{_why_own_run(chapter, run)}</p>")
     commits = sorted({str(r["provenance"].get("commit"))[:8] for r in recs})
     hashes = sorted({str(r["provenance"].get("code_hash")) for r in recs})
     hw = recs[0]["provenance"].get("hardware", {})
@@ -100,6 +139,21 @@ def evidence_header(chapter: str, run: Run) -> str:
             f"<code>{', '.join(hashes)}</code>, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
             f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, the chapter ran {secs / 60:.1f} min, "
             f"finished {finished}.{warn}</p>")
+
+
+def _why_own_run(chapter: str, run: Run) -> str:
+    """Why committed evidence of a larger profile is not shown, when there is some."""
+    if not evidence_enabled():
+        return " Committed evidence is switched off (<code>REPRO_EVIDENCE=none</code>)."
+    larger = [p for p in ("medium", "full")
+              if _profiles.PROFILE_NAMES.index(p) > _profiles.PROFILE_NAMES.index(run.profile)]
+    for prof in reversed(larger):
+        params = committed_run(chapter, prof)
+        if params is not None and params.get("seed", 0) != run.seed:
+            return (f" The committed <code>{prof}</code> evidence was computed with seed "
+                    f"{params.get('seed', 0)}; this build runs <code>{run.profile}</code> with "
+                    f"seed {run.seed} instead.")
+    return ""
 
 
 def _commits(commits: list[str]) -> str:

@@ -126,6 +126,13 @@ def main(argv=None) -> int:
     c.add_argument("chapter", choices=[*CHAPTERS, "all"])
     c.add_argument("--profile", choices=PROFILE_NAMES, default="medium")
     args = parser.parse_args(argv)
+    if args.cmd in ("run", "book"):
+        from .book import ParameterError, check_parameters
+
+        try:
+            check_parameters(next(iter(CHAPTERS)), args.profile, args.seed, args.device)
+        except ParameterError as err:
+            parser.error(str(err))
     if args.cmd == "check-results":
         from .results import committed_status
 

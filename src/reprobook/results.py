@@ -81,6 +81,11 @@ def config_hash(config: dict) -> str:
 
 
 def git_commit() -> str:
+    """HEAD of the checkout, ``+dirty`` with uncommitted changes to tracked files. A copied
+    tree without ``.git`` (a lent GPU machine, a cluster worker) takes ``$REPRO_COMMIT``, the
+    commit it was copied from; the code hash still ties each record to the code that ran."""
+    if not (REPO_ROOT / ".git").exists() and os.environ.get("REPRO_COMMIT"):
+        return os.environ["REPRO_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10).stdout.strip()
@@ -248,17 +253,39 @@ def load_checkpoint(path: Path) -> dict | None:
 PROFILE_ORDER = ("small", "medium", "full")
 
 
-def evidence_profile(chapter: str, requested: str) -> str:
-    """The profile whose records a chapter shows: the largest one with committed records of
-    this chapter under ``results/`` when it is larger than ``requested``, else ``requested``."""
-    root = committed_root()
-    rank = PROFILE_ORDER.index(requested) if requested in PROFILE_ORDER else -1
-    for prof in reversed(PROFILE_ORDER):
-        if PROFILE_ORDER.index(prof) <= rank:
-            break
-        if manifest_path(chapter, prof, root).exists():
+def evidence_enabled() -> bool:
+    """Committed records are the book's evidence unless ``$REPRO_EVIDENCE`` is ``none``: then
+    every chapter computes its own run into the work root (what nbval does in CI)."""
+    return os.environ.get("REPRO_EVIDENCE", "committed").lower() != "none"
+
+
+def evidence_profile(chapter: str, requested: str, seed: int = 0) -> str:
+    """The profile whose records a chapter shows: the largest one larger than ``requested``
+    with a complete committed run of this chapter (:func:`manifest_path`) at the same
+    ``seed``, else ``requested`` itself. ``requested`` must be a known profile (checked by the
+    caller). A run asked for at another seed, or with evidence switched off
+    (:func:`evidence_enabled`), is this build's own run at ``requested``: a build never
+    starts a larger profile than the one asked for."""
+    if not evidence_enabled() or requested not in PROFILE_ORDER:
+        return requested
+    for prof in reversed(PROFILE_ORDER[PROFILE_ORDER.index(requested) + 1:]):
+        run = committed_run(chapter, prof)
+        if run is not None and run.get("seed", 0) == seed:
             return prof
     return requested
+
+
+def committed_run(chapter: str, profile: str) -> dict | None:
+    """The parameters of the chapter's complete committed run at ``profile`` (its manifest),
+    or None when there is none or a record it lists is missing."""
+    path = manifest_path(chapter, profile)
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    root = path.parent
+    if any(not (root / name).exists() for name in manifest.get("records", [])):
+        return None
+    return (manifest.get("run") or {}).get("parameters") or {}
 
 
 def manifest_path(chapter: str, profile: str, root: Path | None = None) -> Path:
@@ -291,7 +318,7 @@ def executed_run(chapter: str, profile: str, executed: Path | None = None) -> di
 def best_records(experiment: str, profile: str) -> tuple[list[dict], str]:
     """The records of ``experiment`` at ``profile`` the book shows: committed ones
     (``results/``) when present, else this build's. Returns (records, label)."""
-    committed = Store(committed_root()).records(experiment, profile)
+    committed = Store(committed_root()).records(experiment, profile) if evidence_enabled() else []
     if committed:
         return committed, f"{profile} (committed results/)"
     return Store().records(experiment, profile), profile

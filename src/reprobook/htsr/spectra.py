@@ -30,7 +30,7 @@ class Spectrum:
     M: int  # short side
     rf: int = 1  # receptive field: number of pooled conv slices
     normalized: bool = False
-    eps: float = float(np.finfo(np.float32).eps)  # machine epsilon of the stored weights
+    eps: float = float(np.finfo(np.float32).eps)  # of the rank rule: see :func:`rank_tolerance`
 
     @property
     def Q(self) -> float:
@@ -78,13 +78,20 @@ def esd(weight, conv: str = "pool", normalize: bool = False) -> Spectrum:
     ev = _gram_evals(mats).flatten()
     if normalize:
         ev = ev / n
-    eps = float(torch.finfo(w.dtype).eps) if w.is_floating_point() else float(np.finfo(np.float32).eps)
-    return Spectrum(np.sort(ev.numpy()), N=n, M=m, rf=rf, normalized=normalize, eps=eps)
+    return Spectrum(np.sort(ev.numpy()), N=n, M=m, rf=rf, normalized=normalize)
 
 
 def rank_tolerance(spec: Spectrum) -> float:
-    """Eigenvalues below this are numerically zero: (sigma_max * N * eps)^2 with eps of the
-    weights' dtype -- the matrix-rank rule of numpy/LAPACK, on squared singular values."""
+    """Eigenvalues below this are numerically zero: (sigma_max * N * eps)^2, the matrix-rank
+    rule of numpy/LAPACK on squared singular values, with float32's eps whatever dtype the
+    weights were stored in.
+
+    The eigenvalues are computed in float64; the rule asks which of them a float32 matrix
+    cannot tell from zero. The stored dtype's eps instead (float16 1e-3, bfloat16 8e-3) times
+    N exceeds 1 for a 512-wide layer and calls a random matrix rank-deficient, and float64's
+    would call a rank-deficient float32 matrix full rank once upcast: so one model saved as
+    float32, float16, bfloat16 or float64 (.pt or .safetensors) gets the same phases, moved
+    only by what the rounding of its values changes."""
     return float(spec.evals.max()) * (spec.N * spec.eps) ** 2 if len(spec.evals) else 0.0
 
 
