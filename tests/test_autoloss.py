@@ -242,6 +242,7 @@ def test_official_tie_rule_always_picks_action_zero():
     assert 0.4 < float(fair.float().mean()) < 0.6
 
 
+@pytest.mark.numerics
 def test_two_armed_bandit_ends_on_better_arm():
     """REINFORCE with the EMA baseline on a constant state: the policy must concentrate on the
     arm with the higher mean reward (whichever index it has). A sign error would pick the worse."""

@@ -89,6 +89,7 @@ def test_dynamics_loss_is_twice_gaussian_nll_minus_constant():
     np.testing.assert_allclose(got.numpy(), (2 * nll - 4 * math.log(2 * math.pi)).numpy(), rtol=1e-5)
 
 
+@pytest.mark.numerics
 def test_p_falls_with_more_data_on_a_noiseless_toy_problem():
     """Two runs on the same noiseless linear map, N = 16 and N = 4096, equal steps: the
     regulariser weighs 1/N, so the small-N run's hidden p rises toward the entropy optimum

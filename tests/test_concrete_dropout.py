@@ -129,6 +129,7 @@ def _toy_optimum(a, b):
     return optimize.brentq(lambda p: a / (1 - p) ** 2 + b * math.log(p / (1 - p)), 1e-9, 0.5)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("a,b,K", [(1.0, 10.0, 10), (0.0, 5.0, 5), (3.0, 2.0, 2)])
 def test_p_converges_to_analytic_optimum(a, b, K):
     """Train p_logit of a wrapper on its regulariser alone: p -> the closed-form minimiser."""
@@ -370,6 +371,7 @@ def test_uci_splits_standardised():
         cdx.uci_splits("iris")
 
 
+@pytest.mark.numerics
 def test_map_em_third_pass_moves_p():
     from reprobook.data import DataError
     try:

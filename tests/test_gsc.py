@@ -137,6 +137,7 @@ def test_sign_diversity_oracle_12():
     assert math.isclose(float(gsc.aggregate(stats)["sign_diversity"][0]), 0.3)
 
 
+@pytest.mark.numerics
 def test_batch_relu_mean_field_rate_oracle_13():
     rates = [gsc.noise_replicate("batch-relu", s, 50, 100, 1000)["rate"] for s in range(2)]
     assert abs(np.mean(rates) - math.sqrt(math.pi / (math.pi - 1))) < 0.03
@@ -190,6 +191,15 @@ def test_train_cifar_resumes_from_checkpoint(tmp_path):
 # --------------------------------------------------------------------------- the package move
 # Values written by the first loop (the single-module reprobook/gsc.py, before the move onto
 # reprobook.train.fit), same seeds, same synthetic data: the moved code must reproduce them.
+# Only the two runs that converge are compared with recorded numbers, with tolerances from the
+# spread of the same runs measured across CPU kernels: ATEN_CPU_CAPABILITY default / avx2 /
+# avx512, MKL_ENABLE_INSTRUCTIONS=AVX2 with ONEDNN_MAX_CPU_ISA=AVX2, at 1 and 2 threads
+# (8 configurations, measured 2026-12, torch 2.14.1). Training errors, effective depths and
+# step sizes were identical in all 8; epoch losses varied by at most 9.3e-8 relative and
+# GSC(L, 0) by 7.5e-7 (5.5e-8 and 4.5e-7 from these records): rtol 1e-5 is >10x that.
+# The lr = 1e4 batch-relu run is chaotic (its 4th-epoch training error ranged over 0.883-0.898
+# across the 8 configurations) and the lr = 1e3 SeLU run diverges in its first epoch: for both,
+# only the invariants are tested (test_train_cifar_diverging_runs_keep_their_invariants).
 OLD_LOOP = {
     ("batch-tanh", 0.05): {
         "train_error": [0.9140625, 0.875, 0.84765625, 0.875, 0.84375],
@@ -205,21 +215,16 @@ OLD_LOOP = {
         "gsc_L0": [0.32538795431272066, 0.3170845639585243, 0.332592237039138,
                    0.32392820875935646, 0.32114390847428465],
         "eff_depth": [5, 5, 5, 5, 5], "lr": [0.5, 0.5, 0.5, 0.5, 0.16666666666666666]},
-    ("batch-relu", 1e4): {
-        "train_error": [0.859375, 0.94140625, 0.87890625, 0.8984375, 0.890625],
-        "loss": [3301.3281000852585, 8306.298828125, 5756.90478515625, 3011.1038818359375,
-                 2415.0774536132812],
-        "gsc_L0": [0.06701688059363257, 0.10786115471019589, 0.09386723130012266,
-                   0.1355763701693582, 0.1443459643741233],
-        "eff_depth": [5, 5, 5, 5, 5],
-        "lr": [10000.0, 10000.0, 3333.3333333333335, 1111.111111111111, 370.3703703703704]},
-    ("selu", 1e3): {"train_error": [1.0], "loss": [float("nan")], "gsc_L0": [float("nan")],
-                    "eff_depth": [0], "lr": [1000.0]},
 }
+# Growth rates of the first module's noise experiment (depth 50, width 100, 200 points).
+# Measured spread over the same 8 configurations: batch-relu 7.0e-4 relative (its gradients
+# explode: rounding differences grow by ~1.2 per layer, ~1e4 over 50 layers), relu 1.0e-5,
+# every other architecture below 1e-6. Tolerances: 1e-2 for batch-relu, 1e-4 for the others.
 OLD_RATES = {"relu": 1.0290175576544378, "layer-relu": 1.023716707645543,
              "batch-relu": 1.2154807209239267, "tanh": 0.9962516292258979,
              "layer-tanh": 1.0891592457800428, "batch-tanh": 1.101367055979515,
              "selu": 1.03825213139282}
+RATE_RTOL = {"batch-relu": 1e-2}
 
 
 def _synthetic():
@@ -227,29 +232,72 @@ def _synthetic():
     return torch.randn(300, 20, generator=gen), torch.randint(0, 10, (300,), generator=gen)
 
 
-@pytest.fixture
-def one_thread():
-    """The first loop's values were recorded with one torch thread; the lr = 1e4 run is chaotic
-    enough that another reduction order (two threads) changes its third epoch."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.mark.parametrize("arch,lr", list(OLD_LOOP))
-def test_train_cifar_on_the_shared_loop_reproduces_the_first_loop(arch, lr, one_thread):
-    """300 points, batch 64 (a partial last batch), patience 1 (the decay fires), a diverging run."""
+def _train_synthetic(arch, lr):
+    """300 points, batch 64 (a partial last batch), patience 1, 5 epochs (the first loop's test)."""
     x, y = _synthetic()
-    r = gsc.train_cifar(arch, lr, 5, x, y, depth=5, width=12, batch=64, patience=1,
-                        gsc_points=200, seed=0)
-    for key, want in OLD_LOOP[(arch, lr)].items():
-        np.testing.assert_allclose(r["hist"][key], want, rtol=1e-6, err_msg=key)
+    return gsc.train_cifar(arch, lr, 5, x, y, depth=5, width=12, batch=64, patience=1,
+                           gsc_points=200, seed=0)
 
 
+def _replay_decay(lr0, errors, patience=1, divisor=3.0):
+    """The step sizes the report's rule gives for a history of training errors, written out."""
+    lrs, best, wait, lr = [], None, 0, lr0
+    for err in errors:
+        lrs.append(lr)
+        if best is None or err < best:
+            best, wait = err, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                lr, wait = lr / divisor, 0
+    return lrs
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("arch,lr", list(OLD_LOOP))
+def test_train_cifar_on_the_shared_loop_reproduces_the_first_loop(arch, lr):
+    """The converging runs; the decay fires once in each (patience 1)."""
+    r = _train_synthetic(arch, lr)
+    want = OLD_LOOP[(arch, lr)]
+    for key in ("train_error", "eff_depth", "lr"):  # identical on every CPU measured
+        assert r["hist"][key] == want[key], key
+    for key in ("loss", "gsc_L0"):
+        np.testing.assert_allclose(r["hist"][key], want[key], rtol=1e-5, err_msg=key)
+
+
+@pytest.mark.numerics
+def test_train_cifar_diverging_runs_keep_their_invariants():
+    """lr = 1e4 with batch norm: a chaotic run whose trajectory differs between CPU kernels.
+    What holds on every CPU: all 5 epochs run (batch norm keeps the loss finite), the loss is
+    enormous (2,300-8,300 measured; a trained 10-class loss is ~2.3), the training error stays
+    near chance (0.9; 0.86-0.94 measured), every layer moves (effective depth = depth), and
+    the step size follows the divide-by-3 rule on the errors the run produced; here the decay
+    fires (no epoch beats the first). lr = 1e3 SeLU: the loss is not finite in the first
+    epoch; the run stops there and reports error 1 and no GSC or depth."""
+    r = _train_synthetic("batch-relu", 1e4)
+    h = r["hist"]
+    assert len(h["train_error"]) == 5 and all(math.isfinite(v) for v in h["loss"])
+    assert min(h["loss"]) > 100
+    assert all(0.8 <= e <= 1.0 for e in h["train_error"])
+    assert h["eff_depth"] == [5] * 5 and h["eff_depth_gsc"] == [5] * 5
+    assert all(math.isfinite(g) and g > 0 for g in h["gsc_L0"])
+    assert h["lr"] == _replay_decay(1e4, h["train_error"])
+    assert h["lr"][-1] < 1e4 and r["final_error"] == h["train_error"][-1]
+
+    r = _train_synthetic("selu", 1e3)
+    h = r["hist"]
+    assert len(h["loss"]) == 1 and not math.isfinite(h["loss"][0])  # stopped after epoch 1
+    assert h["train_error"] == [1.0] and r["final_error"] == 1.0
+    assert math.isnan(h["gsc_L0"][0]) and math.isnan(h["gsc_rate"][0])
+    assert h["eff_depth"] == [0] and h["eff_depth_gsc"] == [0] and h["lr"] == [1e3]
+    assert all(math.isnan(v) for v in r["rho_gsc"])
+
+
+@pytest.mark.numerics
 def test_noise_rates_reproduce_the_first_module():
     for arch, want in OLD_RATES.items():
-        assert math.isclose(gsc.noise_replicate(arch, 0, 50, 100, 200)["rate"], want, rel_tol=1e-6), arch
+        got = gsc.noise_replicate(arch, 0, 50, 100, 200)["rate"]
+        assert math.isclose(got, want, rel_tol=RATE_RTOL.get(arch, 1e-4)), (arch, got, want)
 
 
 def test_divide_on_plateau_divides_exactly():
@@ -263,6 +311,7 @@ def test_divide_on_plateau_divides_exactly():
 
 
 # --------------------------------------------------------------------------- the notebook's former asserts
+@pytest.mark.numerics
 def test_small_noise_grid_batch_relu_explodes_relu_does_not(tmp_path):
     """Seeded replacements for the scientific asserts the chapter notebook used to make."""
     from reprobook.results import Store

@@ -82,9 +82,10 @@ def config_hash(config: dict) -> str:
 
 def git_commit() -> str:
     """HEAD of the checkout, ``+dirty`` with uncommitted changes to tracked files. A copied
-    tree without ``.git`` (a lent GPU machine, a cluster worker) takes ``$REPRO_COMMIT``, the
-    commit it was copied from; the code hash still ties each record to the code that ran."""
-    if not (REPO_ROOT / ".git").exists() and os.environ.get("REPRO_COMMIT"):
+    tree (a lent GPU machine, a cluster worker) names the commit it was copied from in
+    ``$REPRO_COMMIT``, which wins: such a copy's own ``.git`` can be older than its files (seen
+    on a lent GPU machine). The code hash still ties each record to the code that ran."""
+    if os.environ.get("REPRO_COMMIT"):
         return os.environ["REPRO_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
