@@ -27,7 +27,7 @@ chapter: venv
 # executes every chapter from scratch at `small` (committed evidence off, an empty results root)
 NBVAL_RESULTS := $(abspath _build/nbval-results)
 test: venv
-	$(BIN)/python -m jupytext --quiet --to ipynb notebooks/*.py book/summary.py book/status.py
+	$(BIN)/python -m jupytext --quiet --update --to ipynb notebooks/*.py book/summary.py book/status.py
 	REPRO_QUIET=1 $(BIN)/python -m pytest -q tests
 	for cap in default avx2; do \
 	  echo "numerics under ATEN_CPU_CAPABILITY=$$cap"; \

@@ -31,13 +31,14 @@ PAGES = ("summary", "status")  # book/ notebooks, executed after the chapters
 
 def sync_notebooks(chapters: list[str] | None = None) -> None:
     """Regenerate the paired .ipynb of ``chapters`` (default: every chapter and book page)
-    from its .py (the .py is the source of truth)."""
+    from its .py (the .py is the source of truth). ``--update`` keeps the cell ids, so an
+    .ipynb already in sync is left byte for byte and a run from a committed tree stays clean."""
     if chapters is None:
         sources = sorted((REPO_ROOT / "notebooks").glob("*.py")) + \
             [REPO_ROOT / "book" / f"{p}.py" for p in PAGES]
     else:
         sources = [REPO_ROOT / "notebooks" / f"{ch}.py" for ch in chapters]
-    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb",
+    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--update", "--to", "ipynb",
                     *map(str, sources)], check=True)
 
 
