@@ -342,7 +342,7 @@ display(Markdown("Segment rewards beyond ±" + f"{_clip:g}" + " (clipped): " + "
 
 # %% tags=["remove-input"]
 table, tally = book.verdicts("autoloss", run.profile)
-display(Markdown(" · ".join(f"**{k}**: {v}" for k, v in tally.items())))
+display(book.tally_markdown(tally))
 table
 
 # %% tags=["remove-cell"]

@@ -423,7 +423,7 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 table, tally = book.verdicts("concrete_dropout", run.profile)
-display(Markdown(" · ".join(f"**{k}**: {v}" for k, v in tally.items())))
+display(book.tally_markdown(tally))
 table
 
 # %% tags=["remove-cell"]

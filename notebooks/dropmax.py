@@ -184,7 +184,7 @@ display(Markdown(f"Chapter runtime in this build: {book.elapsed('dropmax') / 60:
 
 # %% tags=["remove-input"]
 table, tally = book.verdicts("dropmax", run.profile)
-display(Markdown(" · ".join(f"**{k}**: {v}" for k, v in tally.items())))
+display(book.tally_markdown(tally))
 table
 
 # %% tags=["remove-cell"]

@@ -280,7 +280,7 @@ display(Markdown(f"max |KL − CE| = {cres['kl_minus_ce']:.2e}: "
 
 # %% tags=["remove-input"]
 table, tally = book.verdicts("gsc", run.profile)
-display(Markdown(" · ".join(f"**{k}**: {v}" for k, v in tally.items())))
+display(book.tally_markdown(tally))
 table
 
 # %% tags=["remove-cell"]

@@ -66,7 +66,8 @@ def test_true_check_needs_a_real_boolean_and_a_criterion():
 
 def test_needs_and_sanity_make_a_claim_inconclusive_and_say_why():
     c = _claim(paper=1.0, ours={"experiment": "e", "key": "acc"}, check={"kind": "greater", "value": 0.5},
-               needs=["epochs >= 80"], sanity=[{"any": ["soft_rank < 0.95", "spikes > 0"]}])
+               needs=["config.epochs >= 80"],
+               sanity=[{"any": ["values.soft_rank < 0.95", "values.spikes > 0"]}])
     rec = _rec({"acc": 0.1, "soft_rank": 1.0, "spikes": 0}, config={"epochs": 15})
     row = claims.evaluate_claim(c, {"e": rec})
     assert row["verdict"] == "inconclusive" and row["verdict vs paper"] == "inconclusive"
@@ -82,11 +83,26 @@ def test_needs_and_sanity_make_a_claim_inconclusive_and_say_why():
 
 
 def test_condition_on_missing_key_is_reported_as_missing():
-    assert "key missing" in claims.check_conditions(["runs >= 10"], _rec({}))
-    assert claims.check_conditions(["steps_equal == true", "name == lenet"],
+    assert "key missing" in claims.check_conditions(["values.runs >= 10"], _rec({}))
+    assert claims.check_conditions(["values.steps_equal == true", "config.name == lenet"],
                                    _rec({"steps_equal": True}, {"name": "lenet"})) is None
     with pytest.raises(claims.LedgerError):
-        claims.check_conditions(["epochs about 80"], _rec({}))
+        claims.check_conditions(["values.epochs about 80"], _rec({}))
+
+
+def test_condition_keys_name_one_place_and_a_scalar():
+    """The AutoLoss controller-variance bug: its gate ``frozen >= 50`` meant the config's 50
+    frozen controllers, but the old lookup tried values first and found the results dict
+    ``values.frozen``, so the gate failed and the claim read inconclusive."""
+    rec = _rec({"frozen": {"normalised": {"acc_std": 0.165}}}, {"frozen": 50})
+    assert claims.check_conditions(["config.frozen >= 50"], rec) is None
+    with pytest.raises(claims.LedgerError, match="resolves to a dict"):
+        claims.check_conditions(["values.frozen >= 50"], rec)
+    with pytest.raises(claims.LedgerError, match="must name its place"):
+        claims.check_conditions(["frozen >= 50"], rec)
+    with pytest.raises(claims.LedgerError, match="must name its place"):
+        claims.validate(_claim(paper=1.0, ours={"experiment": "e", "key": "k"},
+                               check={"kind": "greater", "value": 0}, needs=["epochs >= 80"]))
 
 
 def test_not_run_and_missing_key_are_told_apart():
@@ -163,7 +179,7 @@ def test_counts_cover_every_verdict():
 def test_book_labels_spell_out_profile_and_staleness():
     from reprobook import book
     c = _claim(paper=1.0, ours={"experiment": "e", "key": "a"}, check={"kind": "greater", "value": 0},
-               needs=["epochs >= 80"])
+               needs=["config.epochs >= 80"])
     rec = _rec({"a": 1.0}, {"epochs": 4})
     t = book.with_profiles(claims.evaluate([c], {"e": dict(rec, stale=True)}))
     assert t["verdict vs paper"][0] == "inconclusive at small (stale record)"
@@ -177,3 +193,55 @@ def test_a_claim_without_published_value_gets_its_own_verdict_column():
                check={"kind": "greater", "value": 0})
     row = claims.evaluate_claim(c, {"e": _rec({"a": 1.0})})
     assert row["verdict, no published value"] == "reproduced" and row["verdict vs paper"] == ""
+
+
+def _rl_record(concrete_first, concrete_last, detached=(22.6, 20.8)):
+    """A hand-made cd_rl record: correct agents (concrete, fixed 0.5) and the report's detached
+    ones, 500 episodes x 3 seeds."""
+    def variant(first, last):
+        return {"first_fifth": first, "last_fifth": last, "improvement": last - first,
+                "mean_length": (first + last) / 2}
+    v = {"concrete": variant(concrete_first, concrete_last), "fixed-0.5": variant(64.0, 143.0),
+         "concrete-detached": variant(*detached)}
+    return _rec({"episodes": 500, "seeds": 3, "variants": v,
+                 "concrete_improvement": concrete_last - concrete_first,
+                 "rl-p-decreases": True, "rl-beats-fixed": False,
+                 "report-bug-no-learning": abs(detached[1] - detached[0]) < 5})
+
+
+RL_CLAIMS = ("rl-p-decreases", "rl-beats-fixed", "rl-report-bug-no-learning")
+
+
+def test_reinforce_claims_are_judged_once_the_correct_agent_learned():
+    """The report's detached log-prob bug: an agent that learned within its first fifth of
+    episodes (124 -> 141 steps, an improvement under the old gate's 20) must be judged, and
+    the detached agents' flat ~22 steps then show the bug. The old gate read inconclusive."""
+    ledger = {c.id: c for c in claims.load_ledger("concrete_dropout")}
+    rows = claims.evaluate([ledger[i] for i in RL_CLAIMS], {"cd_rl": _rl_record(123.7, 140.9)})
+    got = dict(zip(rows["id"], rows["verdict"]))
+    assert got == {"rl-p-decreases": "reproduced", "rl-beats-fixed": "not reproduced",
+                   "rl-report-bug-no-learning": "reproduced"}
+    # an agent at the random policy's ~22 steps learned nothing: nothing is judged
+    rows = claims.evaluate([ledger[i] for i in RL_CLAIMS], {"cd_rl": _rl_record(22.0, 23.0)})
+    assert set(rows["verdict"]) == {"inconclusive"}
+
+
+def test_every_ledger_condition_names_its_place():
+    for chapter in ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr"):
+        for c in claims.load_ledger(chapter):
+            for cond in [*c.needs, *c.sanity]:
+                for key, _, _ in claims._parse_any(cond, c.id):
+                    assert key.split(".")[0] in claims.PLACES, (chapter, c.id, key)
+
+
+def test_headline_tally_counts_only_published_claims():
+    """Our own hypotheses, controls and reference-only rows never count as reproductions."""
+    chk = {"kind": "greater", "value": 0}
+    t = claims.evaluate([_claim(id="p", paper=1.0, ours={"experiment": "e", "key": "a"}, check=chk),
+                         _claim(id="o", reference="x", reference_source="our control",
+                                ours={"experiment": "e", "key": "a"}, check=chk)],
+                        {"e": _rec({"a": 1.0})})
+    assert list(t["published"]) == [True, False]
+    assert claims.counts(t)["reproduced"] == 1
+    assert claims.counts(t, published=False)["reproduced"] == 1
+    assert claims.counts(t, published=None)["reproduced"] == 2

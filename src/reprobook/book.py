@@ -12,7 +12,7 @@ import os
 import time
 
 import pandas as pd
-from IPython.display import HTML, display, update_display
+from IPython.display import HTML, Markdown, display, update_display
 from tqdm import tqdm
 
 from . import claims as _claims
@@ -191,9 +191,11 @@ def evaluate(chapter: str, profile: str) -> pd.DataFrame:
 def verdicts(chapter: str, profile: str, columns=SHOWN):
     """The chapter's paper | report | ours | verdicts table and its verdict counts (primary
     verdict: vs the paper where it states the claim, else vs the report). Also fills the
-    chapter's headline box, shown at its top by :func:`start`."""
+    chapter's headline box, shown at its top by :func:`start`. The tally counts the published
+    claims; ``tally.attrs["own"]`` counts our own checks (:func:`tally_markdown`)."""
     table = evaluate(chapter, profile)
     tally = _claims.counts(table)
+    tally.attrs["own"] = _claims.counts(table, published=False).to_dict()
     update_display(HTML(headline(table, profile)), display_id=f"headline-{chapter}")
     table = with_profiles(table)
     shown = table[[c for c in columns if c in table and (table[c] != "–").any()
@@ -253,6 +255,15 @@ def table_html(table: pd.DataFrame) -> str:
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
+def tally_markdown(tally: pd.Series) -> Markdown:
+    """The chapter's verdict counts: the claims the paper or the report published (the headline
+    tally), and our own checks (hypotheses, controls, reference-only rows) apart."""
+    pub = " · ".join(f"**{k}**: {v}" for k, v in tally.items())
+    own = ", ".join(f"{k} {v}" for k, v in tally.attrs.get("own", {}).items() if v)
+    return Markdown(f"Claims the paper or the report published: {pub}. Our own checks, not "
+                    f"counted above: {own or 'none'}.")
+
+
 class VerdictTable(pd.DataFrame):
     """A DataFrame shown in the book with coloured verdict labels and whole cells."""
 
@@ -277,13 +288,16 @@ def headline(table: pd.DataFrame, profile: str) -> str:
         more = f" and {len(sel) - n} more" if len(sel) > n else ""
         return ", ".join(f"<code>{html.escape(i)}</code>" for i in sel[:n]) + more
 
-    v = table["verdict"]
+    pub = table["published"] if "published" in table else pd.Series(True, index=table.index)
+    v = table["verdict"].where(pub, "")
     ok, part, bad = v == "reproduced", v == "partly", v == "not reproduced"
     inc, nr = v == "inconclusive", v == "not run"
-    lines = [f"<b>Reproduces</b>: {ok.sum()} claims, {part.sum()} partly ({ids(ok | part)}).",
+    lines = [f"<b>Reproduces</b>: {ok.sum()} published claims, {part.sum()} partly "
+             f"({ids(ok | part)}).",
              f"<b>Does not reproduce</b>: {bad.sum()} claims ({ids(bad) or 'none'}).",
              f"<b>Could not test</b>: {inc.sum()} {label('inconclusive', profile)}, "
-             f"{nr.sum()} {label('not run')} (the verdict table says why for each)."]
+             f"{nr.sum()} {label('not run')} (the verdict table says why for each).",
+             f"<b>Our own checks</b> (no published value; not counted above): {(~pub).sum()}."]
     return _box("<br>".join(lines))
 
 
@@ -337,6 +351,40 @@ def provenance(record: dict) -> pd.DataFrame:
             "runtime (s)": p.get("runtime_s"), "finished": p.get("finished"),
             "data": p.get("data_source"), "reused from store": record.get("reused", False)}
     return pd.DataFrame({"value": rows}).rename_axis("provenance")
+
+
+def partial_run(chapter: str, profile: str = "full"):
+    """The cells of ``profile`` that a partial run computed (``tools/full_cells.py`` on a lent
+    GPU; ``results/<profile>/<chapter>.cells.json``): a sentence with the projected time of the
+    rest, the measured time of each cell and the accuracies its records hold (a sentence alone
+    when there is no such run). These records are not the chapter's evidence (no complete
+    run); a later complete run of ``profile`` reuses them."""
+    path = committed_root() / profile / f"{chapter}.cells.json"
+    if not evidence_enabled() or not path.exists():
+        return [Markdown(f"No partial `{profile}` run of this chapter is committed"
+                         f"{'' if evidence_enabled() else ' (committed evidence is off)'}.")]
+    plan = json.loads(path.read_text())
+    timing = pd.DataFrame([{"cell": c["cell"], "SGD steps": c["steps"], "seconds": c["seconds"],
+                            "ms per step": round(1000 * c["s_per_step"], 1)}
+                           for c in plan["computed"]]).set_index("cell")
+    accs = pd.DataFrame([{"experiment": r["experiment"], "batch": r["config"].get("batch"),
+                          "run": r["config"].get("run", 0),
+                          "train accuracy": r["values"].get("train_acc"),
+                          "test accuracy": r["values"].get("test_acc")}
+                         for r in Store(committed_root()).records(profile=profile)
+                         if chapter_of(r["experiment"]) == chapter])
+    accs = accs.sort_values(["experiment", "batch", "run"]).set_index(["experiment", "batch", "run"])
+    left = sum(c["steps"] for c in plan["not_run"] if "projected_s" in c)
+    rates = sorted(c["s_per_step"] for c in plan["computed"])
+    hw = plan["hardware"]
+    text = (f"A partial `{profile}` run on {hw.get('gpu') or hw.get('processor')} (commit "
+            f"{plan['commit'][:8]}, {timing['seconds'].sum() / 60:.0f} min of computing) wrote "
+            f"{len(accs)} records. The cells it did not reach hold {left:,} SGD steps: "
+            f"{left * rates[0] / 3600:,.0f} to {left * rates[-1] / 3600:,.0f} hours of that GPU "
+            f"at the fastest and slowest rates measured ({1000 * rates[0]:.1f} and "
+            f"{1000 * rates[-1]:.1f} ms per step). Left out because its training rows do not fit "
+            f"in memory: {', '.join(c['cell'] for c in plan['not_run'] if 'why' in c) or 'none'}.")
+    return [Markdown(text), timing, accs.round(3)]
 
 
 def elapsed(chapter: str) -> float:

@@ -6,8 +6,11 @@ published values (``paper``/``paper_source``, ``report``/``report_source``, and
 (``ours: {experiment, key}``, a dotted path into a results record's ``values``), a ``check``
 that turns our number into a verdict (``check_paper``/``check_report`` override it for one
 column), and what a run must satisfy before the check means anything: ``needs`` (budget
-conditions on the record) and ``sanity`` (the experiment did its job). Verdicts are computed
-here and nowhere else, one per source column:
+conditions on the record) and ``sanity`` (the experiment did its job: every model the claim
+reads trained, e.g. its test error well below chance). A condition names one place of the
+record, ``values.<key>`` or ``config.<key>``, and a scalar there (:func:`record_value`).
+Verdicts are computed here and nowhere else, one per source column; the headline tally
+(:func:`counts`) counts only claims the paper or the report published:
 
 - ``reproduced``, ``partly``, ``not reproduced``: from the check;
 - ``inconclusive``: a ``needs`` or ``sanity`` condition failed (or our value is NaN, or a trend
@@ -146,8 +149,14 @@ def _parse_any(cond, where):
     if isinstance(cond, dict):
         if set(cond) != {"any"} or not isinstance(cond["any"], list):
             raise LedgerError(f"{where}: a compound condition is {{any: [cond, ...]}}, got {cond!r}")
-        return [_parse(c, where) for c in cond["any"]]
-    return [_parse(cond, where)]
+        parts = [_parse(c, where) for c in cond["any"]]
+    else:
+        parts = [_parse(cond, where)]
+    for key, _, _ in parts:
+        if key.partition(".")[0] not in PLACES or "." not in key:
+            raise LedgerError(f"{where}: condition key {key!r} must name its place: "
+                              "values.<key> or config.<key>")
+    return parts
 
 
 def lookup(values: dict, key: str):
@@ -160,13 +169,23 @@ def lookup(values: dict, key: str):
     return cur
 
 
+PLACES = ("values", "config")
+
+
 def record_value(record: dict, key: str):
-    """A condition's key: looked up in the record's values, then in its config."""
-    for part in ("values", "config"):
-        v = lookup(record.get(part, {}), key)
-        if v is not None:
-            return v
-    return record.get(key)
+    """A condition's key names exactly one place of the record: ``values.<key>`` (what the run
+    computed) or ``config.<key>`` (what it was asked to run). A key found in one place never
+    stands in for the other: a config setting ``frozen`` and a values entry ``frozen`` are two
+    things. A key that resolves to a mapping or a list is a ledger error, never a comparison."""
+    place, _, rest = key.partition(".")
+    if place not in PLACES or not rest:
+        raise LedgerError(f"condition key {key!r} must name its place: values.<key> or "
+                          "config.<key>")
+    v = lookup(record.get(place, {}), rest)
+    if isinstance(v, (dict, list, tuple)):
+        raise LedgerError(f"condition key {key!r} resolves to a {type(v).__name__}, not a "
+                          "number, boolean or string: name the entry inside it")
+    return v
 
 
 def _fmt_val(v) -> str:
@@ -308,7 +327,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "report source": c.report_source or "", "reference": _fmt(c.reference),
            "reference source": c.reference_source or "", "ours": "–", "profile": "",
            "verdict vs paper": "", "verdict vs report": "", "verdict, no published value": "",
-           "verdict": "not run",
+           "verdict": "not run", "published": bool(c.sources()),
            "why": "", "run": "", "stale": False}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
@@ -381,7 +400,11 @@ def _fmt(v):
     return str(v)
 
 
-def counts(table: pd.DataFrame, column: str = "verdict") -> pd.Series:
-    """How many claims got each verdict (the primary one by default)."""
+def counts(table: pd.DataFrame, column: str = "verdict", published: bool | None = True) -> pd.Series:
+    """How many claims got each verdict (the primary one by default). ``published=True`` (the
+    headline tally) counts only claims the paper or the report states; ``False`` only our own
+    checks (hypotheses, controls, reference-only rows); ``None`` all of them."""
+    if published is not None and "published" in table:
+        table = table[table["published"] == published]
     col = table[column][table[column] != ""] if column in table else table[column]
     return col.value_counts().reindex(list(VERDICTS), fill_value=0)
