@@ -245,3 +245,81 @@ def test_headline_tally_counts_only_published_claims():
     assert claims.counts(t)["reproduced"] == 1
     assert claims.counts(t, published=False)["reproduced"] == 1
     assert claims.counts(t, published=None)["reproduced"] == 2
+
+
+# Chance level of each model-quality metric the ledgers gate on, in the record's own units:
+# what an untrained network, a random policy or a constant predictor scores.
+CHANCE = [
+    (r"^values\.error\.", 90.0),  # DropMax: MNIST test error in %, 10 classes
+    (r"^values\.(adam_)?final_error\.", 0.9),  # GSC: CIFAR-10 training error, fraction
+    (r"^values\.n_trained$", 0),  # GSC: how many networks trained
+    (r"^values\.(min_)?test_acc(\.|$)", 0.1),  # HT-SR: 10-class accuracy, fraction
+    (r"^values\.classifier\.test_acc$", 0.1),  # AutoLoss: the MNIST classifier of the IS
+    (r"^values\.acc\.|^values\.frozen\..*\.q25$", 0.5),  # AutoLoss: balanced binary task
+    (r"^values\.transfer\.error\.", 0.5),  # AutoLoss: binary transfer tasks
+    (r"mse_raw|^values\.sensitivity\.settings\..*\.median$", 13.76),  # AutoLoss: theta = 0
+    (r"^values\.is\.", 1.0),  # Inception score of a collapsed generator
+    (r"^values\.(accuracy|acc_by_size\.|regularisers\..*\.acc|tuned_dropout\.test)", 10.0),  # %
+    (r"dev_acc$", 50.0),  # SST-2, binary, %
+    (r"^values\.rmse\.", 2.24),  # synthetic y = 2x + 8 + e: predicting the mean
+    (r"^values\.sets\.boston\.rmse$", 9.03),  # UCI: predicting the training mean
+    (r"^values\.sets\.kin8nm\.rmse$", 0.265),
+    (r"^values\.sets\.wine-red\.rmse$", 0.821),
+    (r"^values\.(mpc_return_last|variants\.concrete\.last_fifth)$", 22.0),  # random CartPole policy
+    (r"^values\.test_nmse_largest$", 1.0),  # normalised MSE of predicting the mean
+]
+
+
+def _chance(key):
+    import re
+    return next((v for pat, v in CHANCE if re.search(pat, key)), None)
+
+
+def test_a_chance_level_model_never_passes_a_trained_model_claim():
+    """Every judged claim on an experiment that trains models gates on a model-quality metric
+    (or says why none applies), and a model at chance on those metrics fails the gate, so the
+    claim reads inconclusive, never reproduced or partly."""
+    import yaml
+    from reprobook.results import REPO_ROOT
+    for chapter in ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr"):
+        path = REPO_ROOT / "src" / "reprobook" / "ledger" / f"{chapter}.yaml"
+        trained = set(yaml.safe_load(path.read_text())["trained_experiments"])
+        for c in claims.load_ledger(chapter):
+            kinds = {(k or {}).get("kind") for k in (c.check, c.check_paper, c.check_report)}
+            if (c.ours or {}).get("experiment") not in trained or kinds <= {None, "info"} \
+                    or c.no_model_gate:
+                continue
+            quality = [cond for cond in c.sanity
+                       if any(_chance(k) is not None for k, _, _ in claims._parse_any(cond, c.id))]
+            assert quality, f"{chapter} {c.id}: no sanity condition on a model's quality"
+            values = {}
+            for cond in quality:
+                for k, _, _ in claims._parse_any(cond, c.id):
+                    cur = values
+                    *path_, last = k.split(".")[1:]
+                    for p in path_:
+                        cur = cur.setdefault(p, {})
+                    cur[last] = _chance(k)
+            assert claims.check_conditions(quality, _rec(values)) is not None, \
+                f"{chapter} {c.id}: a model at chance passes {quality}"
+
+
+LEDGER = """
+trained_experiments: [e]
+claims:
+- id: a
+  statement: s
+  paper: 1.0
+  ours: {experiment: e, key: x}
+  check: {kind: greater, value: 0}
+  %s
+"""
+
+
+def test_ledger_load_refuses_an_ungated_trained_model_claim_and_a_repeated_key():
+    with pytest.raises(claims.LedgerError, match="no sanity condition"):
+        claims.parse_ledger(LEDGER % "needs: [config.epochs >= 1]", "t")
+    assert claims.parse_ledger(LEDGER % "sanity: [values.error < 45]", "t")[0].sanity
+    assert claims.parse_ledger(LEDGER % "no_model_gate: the layer's shape", "t")[0].no_model_gate
+    with pytest.raises(claims.LedgerError, match="duplicate key 'sanity'"):
+        claims.parse_ledger(LEDGER % "sanity: [values.error < 45]\n  sanity: [values.x > 0]", "t")

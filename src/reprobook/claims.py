@@ -57,6 +57,7 @@ class Claim:
     needs: list = field(default_factory=list)
     sanity: list = field(default_factory=list)
     not_run_reason: str | None = None
+    no_model_gate: str | None = None  # why a claim on a trained model needs no sanity condition
     note: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -70,9 +71,30 @@ class Claim:
 
 
 # ----------------------------------------------------------------------------- loading
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (plain YAML keeps the
+    last one silently: a second ``sanity:`` would drop the first's conditions)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise LedgerError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_ledger(chapter: str) -> list[Claim]:
+    """The claims of ``reprobook/ledger/<chapter>.yaml``, checked (:func:`parse_ledger`)."""
     text = resources.files("reprobook.ledger").joinpath(f"{chapter}.yaml").read_text()
-    doc = yaml.safe_load(text)
+    return parse_ledger(text, chapter)
+
+
+def parse_ledger(text: str, chapter: str) -> list[Claim]:
+    """Claims from a ledger's YAML text; a LedgerError for a malformed entry, a key given twice,
+    or a judged claim on a ``trained_experiments`` entry without a sanity condition."""
+    doc = yaml.load(text, Loader=_StrictLoader)
     claims = []
     for raw in doc["claims"]:
         raw = dict(raw)
@@ -82,8 +104,14 @@ def load_ledger(chapter: str) -> list[Claim]:
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise LedgerError(f"duplicate claim ids in ledger {chapter}: {', '.join(dup)}")
+    trained = set(doc.get("trained_experiments", []))
     for c in claims:
         validate(c)
+        judged = {(k or {}).get("kind") for k in (c.check, c.check_paper, c.check_report)} - {None, "info"}
+        if judged and (c.ours or {}).get("experiment") in trained and not (c.sanity or c.no_model_gate):
+            raise LedgerError(f"ledger {chapter}, claim {c.id}: it reads a trained model "
+                              f"({c.ours['experiment']}) but has no sanity condition on that model's "
+                              "quality; add one, or say in no_model_gate why none applies")
     return claims
 
 

@@ -360,8 +360,11 @@ def copy_records(chapters: list[str], profile: str, src: Path | None = None,
             continue
         names = sorted(f"{p.parent.name}/{p.name}" for p in copied
                        if chapter_of(p.parent.name) == ch)
+        # the tree the run used: its records' commit (copying them has just dirtied results/)
+        commits = {read_record(dst / profile / n)["provenance"].get("commit") for n in names}
         atomic_write_json(manifest_path(ch, profile, dst), {
             "chapter": ch, "profile": profile, "records": names, "run": run,
-            "code_hash": code_hash(ch), "commit": git_commit(),
+            "code_hash": code_hash(ch),
+            "commit": commits.pop() if len(commits) == 1 else git_commit(),
             "committed": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return copied, stale
