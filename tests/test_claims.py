@@ -323,3 +323,10 @@ def test_ledger_load_refuses_an_ungated_trained_model_claim_and_a_repeated_key()
     assert claims.parse_ledger(LEDGER % "no_model_gate: the layer's shape", "t")[0].no_model_gate
     with pytest.raises(claims.LedgerError, match="duplicate key 'sanity'"):
         claims.parse_ledger(LEDGER % "sanity: [values.error < 45]\n  sanity: [values.x > 0]", "t")
+
+
+def test_an_info_claim_is_shown_with_its_reason_and_never_gated():
+    c = _claim(paper=4.9, ours={"experiment": "e", "key": "q"}, check={"kind": "info"},
+               needs=["config.epochs >= 80"], info_reason="holds by construction (the layer's shape)")
+    row = claims.evaluate_claim(c, {"e": _rec({"q": 4.9}, {"epochs": 1})})
+    assert row["verdict"] == "info" and row["why"] == "holds by construction (the layer's shape)"

@@ -365,15 +365,14 @@ def partial_run(chapter: str, profile: str = "full"):
                          f"{'' if evidence_enabled() else ' (committed evidence is off)'}.")]
     plan = json.loads(path.read_text())
     timing = pd.DataFrame([{"cell": c["cell"], "SGD steps": c["steps"], "seconds": c["seconds"],
-                            "ms per step": round(1000 * c["s_per_step"], 1)}
-                           for c in plan["computed"]]).set_index("cell")
+                            "ms per step": 1000 * c["s_per_step"]} for c in plan["computed"]])
     accs = pd.DataFrame([{"experiment": r["experiment"], "batch": r["config"].get("batch"),
                           "run": r["config"].get("run", 0),
                           "train accuracy": r["values"].get("train_acc"),
                           "test accuracy": r["values"].get("test_acc")}
                          for r in Store(committed_root()).records(profile=profile)
                          if chapter_of(r["experiment"]) == chapter])
-    accs = accs.sort_values(["experiment", "batch", "run"]).set_index(["experiment", "batch", "run"])
+    accs = accs.sort_values(["experiment", "batch", "run"])
     left = sum(c["steps"] for c in plan["not_run"] if "projected_s" in c)
     rates = sorted(c["s_per_step"] for c in plan["computed"])
     hw = plan["hardware"]
@@ -384,7 +383,11 @@ def partial_run(chapter: str, profile: str = "full"):
             f"at the fastest and slowest rates measured ({1000 * rates[0]:.1f} and "
             f"{1000 * rates[-1]:.1f} ms per step). Left out because its training rows do not fit "
             f"in memory: {', '.join(c['cell'] for c in plan['not_run'] if 'why' in c) or 'none'}.")
-    return [Markdown(text), timing, accs.round(3)]
+    return [Markdown(text),
+            timing.style.hide(axis="index").format({"SGD steps": "{:,}", "seconds": "{:.0f}",
+                                                    "ms per step": "{:.1f}"}),
+            accs.style.hide(axis="index").format({"train accuracy": "{:.3f}",
+                                                  "test accuracy": "{:.3f}"})]
 
 
 def elapsed(chapter: str) -> float:

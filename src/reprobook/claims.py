@@ -58,6 +58,7 @@ class Claim:
     sanity: list = field(default_factory=list)
     not_run_reason: str | None = None
     no_model_gate: str | None = None  # why a claim on a trained model needs no sanity condition
+    info_reason: str | None = None  # why a claim is shown but never judged (kind: info)
     note: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -372,6 +373,9 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
         row["why"] = f"key {c.ours['key']!r} missing in the record of {exp}"
         return _fill(row, c, "not run")
     row["ours"] = _fmt(ours)
+    if {k["kind"] for k in (c.check, c.check_paper, c.check_report) if k} == {"info"}:
+        row["why"] = c.info_reason or ""  # shown, never judged: no condition applies
+        return _fill(row, c, "info")
     failed = check_conditions(c.needs, rec)
     failed = f"needs {failed}" if failed else None
     if failed is None:
@@ -391,7 +395,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
             row["verdict"] = verdict
         if detail and detail not in details:
             details.append(detail)
-    row["why"] = "; ".join(details)
+    row["why"] = c.info_reason if row["verdict"] == "info" and c.info_reason else "; ".join(details)
     return row
 
 
