@@ -14,7 +14,7 @@
 # %% [markdown]
 # # AutoLoss: learning discrete schedules for alternate optimization
 #
-# Paper {cite}`xu2019autoloss`; reproducibility report {cite}`kothari2019autoloss`. Spec: `shared/specs/autoloss.md`.
+# Paper {cite}`xu2019autoloss`; reproducibility report {cite}`kothari2019autoloss`.
 
 # %% tags=["remove-cell"]
 _before = set(globals())

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Concrete Dropout
 #
-# Paper {cite}`gal2017concrete`; reproducibility report {cite}`likhosherstov2018concrete`. Spec: `shared/specs/`.
+# Paper {cite}`gal2017concrete`; reproducibility report {cite}`likhosherstov2018concrete`.
 
 # %% tags=["remove-cell"]
 _before = set(globals())

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # DropMax: adaptive stochastic softmax
 #
-# Paper {cite}`lee2018dropmax`; reproducibility report {cite}`liu2017dropmax`. Spec: `shared/specs/`.
+# Paper {cite}`lee2018dropmax`; reproducibility report {cite}`liu2017dropmax`.
 
 # %% tags=["remove-cell"]
 _before = set(globals())

@@ -15,7 +15,7 @@
 # # Gradients explode — deep networks are shallow
 #
 # Philipp, Song & Carbonell {cite}`philipp2018gradients`, reproduced by Flynn, Cann & Tasker
-# {cite}`flynn2019gsc`. Kernels: `reprobook.gsc`; spec: `shared/specs/gsc.md`.
+# {cite}`flynn2019gsc`. Kernels: `reprobook.gsc`.
 
 # %% tags=["remove-cell"]
 _before = set(globals())

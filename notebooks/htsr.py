@@ -15,7 +15,7 @@
 # # Heavy-tailed self-regularization
 #
 # Paper {cite}`martin2019traditional`; reproducibility report {cite}`pratama2019htsr`.
-# Spec: `shared/specs/htsr.md`. Kernels: `reprobook.htsr`.
+# Kernels: `reprobook.htsr`.
 
 # %% tags=["remove-cell"]
 _before = set(globals())

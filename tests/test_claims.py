@@ -330,3 +330,14 @@ def test_an_info_claim_is_shown_with_its_reason_and_never_gated():
                needs=["config.epochs >= 80"], info_reason="holds by construction (the layer's shape)")
     row = claims.evaluate_claim(c, {"e": _rec({"q": 4.9}, {"epochs": 1})})
     assert row["verdict"] == "info" and row["why"] == "holds by construction (the layer's shape)"
+
+
+def test_a_paper_value_from_an_unverified_source_is_judged_but_not_counted():
+    chk = {"kind": "greater", "value": 0}
+    c = _claim(paper=1.0, paper_source="paper Table 1 (unverified: not found in any source)",
+               ours={"experiment": "e", "key": "a"}, check=chk)
+    t = claims.evaluate([c], {"e": _rec({"a": 1.0})})
+    assert t["verdict vs paper"][0] == "reproduced" and not t["published"][0]
+    assert claims.counts(t)["reproduced"] == 0
+    c.report = 1.0  # the report states it too: counted
+    assert claims.evaluate([c], {"e": _rec({"a": 1.0})})["published"][0]

@@ -66,6 +66,13 @@ class Claim:
         """The source columns this claim has a value for (``paper``, ``report``)."""
         return [s for s in SOURCES if getattr(self, s) is not None]
 
+    def published(self) -> bool:
+        """Counted in the headline tally: the report states it, or the paper does with a
+        source a reader can open (a paper value whose source says "unverified" is judged but
+        not counted)."""
+        return self.report is not None or (
+            self.paper is not None and "unverified" not in (self.paper_source or "").lower())
+
     def check_for(self, source: str | None) -> dict | None:
         """The check of one verdict column (its override, else ``check``)."""
         return (getattr(self, f"check_{source}") if source else None) or self.check
@@ -356,7 +363,7 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "report source": c.report_source or "", "reference": _fmt(c.reference),
            "reference source": c.reference_source or "", "ours": "–", "profile": "",
            "verdict vs paper": "", "verdict vs report": "", "verdict, no published value": "",
-           "verdict": "not run", "published": bool(c.sources()),
+           "verdict": "not run", "published": c.published(),
            "why": "", "run": "", "stale": False}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
