@@ -353,6 +353,22 @@ def provenance(record: dict) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("provenance")
 
 
+def bench_table(group: str):
+    """The rows of ``make bench`` (``results/bench.json``, measured on a quiet machine) of one
+    group: the single place a speed ratio is measured, shown by the chapters and the status
+    page alike."""
+    from .status import bench_table as all_rows
+
+    rows = all_rows()
+    if rows is None or not (rows["group"] == group).any():
+        return Markdown(f"No `make bench` measurement of `{group}` is committed.")
+    rows = rows[rows["group"] == group]
+    return rows[["what", "ours_s", "reference_s", "ratio", "target", "machine", "date"]].rename(
+        columns={"ours_s": "ours (s)", "reference_s": "bound (s)"}).style.hide(axis="index").format(
+        {"ours (s)": "{:.3f}", "bound (s)": "{:.3f}", "ratio": "{:.2f}",
+         "date": lambda d: str(d)[:10]})
+
+
 def partial_run(chapter: str, profile: str = "full"):
     """The cells of ``profile`` that a partial run computed (``tools/full_cells.py`` on a lent
     GPU; ``results/<profile>/<chapter>.cells.json``): a sentence with the projected time of the
