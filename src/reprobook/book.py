@@ -18,8 +18,8 @@ from tqdm import tqdm
 from . import claims as _claims
 from . import profiles as _profiles
 from .profiles import Run, setup
-from .results import (Store, best_records, chapter_of, committed_root, committed_run,
-                      evidence_enabled, evidence_profile, is_stale, manifest_path)
+from .results import (PROFILE_ORDER, Store, best_records, chapter_of, committed_root,
+                      committed_run, evidence_enabled, evidence_profile, is_stale, manifest_path)
 
 _STARTED: dict[str, float] = {}
 
@@ -145,9 +145,7 @@ def _why_own_run(chapter: str, run: Run) -> str:
     """Why committed evidence of a larger profile is not shown, when there is some."""
     if not evidence_enabled():
         return " Committed evidence is switched off (<code>REPRO_EVIDENCE=none</code>)."
-    larger = [p for p in ("medium", "full")
-              if _profiles.PROFILE_NAMES.index(p) > _profiles.PROFILE_NAMES.index(run.profile)]
-    for prof in reversed(larger):
+    for prof in reversed(PROFILE_ORDER[PROFILE_ORDER.index(run.profile) + 1:]):
         params = committed_run(chapter, prof)
         if params is not None and params.get("seed", 0) != run.seed:
             return (f" The committed <code>{prof}</code> evidence was computed with seed "
