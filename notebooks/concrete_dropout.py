@@ -48,8 +48,8 @@ store = book.store()
 # match hand-tuned or grid-searched dropout in accuracy and uncertainty (synthetic regression,
 # UCI, MNIST, CamVid segmentation, model-based RL). The report reproduced UCI, MNIST,
 # segmentation and RL and extended the method to LSTMs. This chapter runs the synthetic
-# regression of paper §5.1, the UCI study of §5.2 (with the report's MAP-EM ablation), the
-# MNIST MLP of §5.3 against our own tuned dropout (data sizes, regularisers, and the spatial
+# regression of paper §4.1, the UCI study of §4.2 (with the report's MAP-EM ablation), the
+# MNIST MLP of §4.3 against our own tuned dropout (data sizes, regularisers, and the spatial
 # variant on a conv net) and the report's SST-2 LSTM and its model-free CartPole agent (with its gradient bug side
 # by side), and the paper's model-based RL claim on a Deep PILCO-style CartPole loop (ours: random-shooting MPC
 # through a Concrete-dropout dynamics model). CamVid segmentation and grapheme-to-phoneme have no data offline:
@@ -66,7 +66,7 @@ store = book.store()
 #   \qquad \mathcal H(p)=-p\log p-(1-p)\log(1-p).$$
 #
 # The paper writes $(1-p)\lVert M\rVert^2$; with inverted dropout the stored kernel is
-# $W=(1-p)M$, which gives $\lVert W\rVert^2/(1-p)$ (maintainer, ConcreteDropout issues #1, #3).
+# $W=(1-p)M$, which gives $\lVert W\rVert^2/(1-p)$ (maintainer replies in the GitHub issues yaringal/ConcreteDropout #1 and #3).
 # The mask is the relaxed keep mask $1-\tilde z$,
 # $\tilde z=\sigma\big((\log\tfrac{p+\epsilon}{1-p+\epsilon}+\log\tfrac{u+\epsilon}{1-u+\epsilon})/t\big)$,
 # $u\sim\mathcal U(0,1)$, $t=0.1$ (spatial: $t=2/3$), $\epsilon=10^{-7}$, and the layer sees
@@ -100,7 +100,7 @@ book.profiles_table("concrete_dropout")
 # %% [markdown]
 # ## Results
 #
-# ### Experiment 1 — synthetic heteroscedastic regression (paper §5.1)
+# ### Experiment 1 — synthetic heteroscedastic regression (paper §4.1)
 #
 # $y=2x+8+\varepsilon$, $x,\varepsilon\sim\mathcal N(0,1)$, three hidden ReLU layers, mean and
 # log-variance heads, every layer wrapped (5 learned $p$'s), loss
@@ -143,7 +143,7 @@ display(Markdown(
     "step-limited, not converged."))
 
 # %% [markdown]
-# ### Experiment 2 — UCI regression (paper §5.2, report §3.1)
+# ### Experiment 2 — UCI regression (paper §4.2, report §3.1)
 #
 # Boston, kin8nm and wine-red, the 20 standard splits of Gal & Ghahramani (2016) trained
 # together (stacked weights, `reprobook.train.fit`); two hidden layers of 50 ReLU units and the
@@ -224,7 +224,7 @@ display(Markdown(
 # regression output, uses unstandardised data and KFold splits instead of the standard 20;
 # our runs use none of these.
 #
-# ### Experiment 3 — MNIST, the 3 × 512 MLP (paper §5.3, report §3.2)
+# ### Experiment 3 — MNIST, the 3 × 512 MLP (paper §4.3, report §3.2)
 #
 # Three hidden layers of ReLU units (512 at `medium`/`full`; the `small` profile shrinks the
 # width and the data so the chapter stays within minutes), a learned $p$ on the input of every
@@ -254,7 +254,7 @@ display(pd.DataFrame({k: {"val acc": v["val"], "test acc": v["test"]} for k, v i
         .rename_axis("fixed p (input/hidden)").round(2))
 _rows = {n: {**{f"p {k}": mlp["p_by_size"][k][n] for k in mlp["p_by_size"]}, "test acc": mlp["acc_by_size"][n]}
          for n in mlp["p_mean_by_size"]}
-display(Markdown("Learned $p$ per layer by training-set size (ours; the report's saved values, spec §2.3: "
+display(Markdown("Learned $p$ per layer by training-set size (ours; the report's saved values, Alfo5123/ConcreteDropout @ de313d5, experiments/mnist/results/dropouts_*.npy: "
                  "0.235/0.175/0.175/0.180 at 10k and 0.125/0.114/0.121/0.135 at 50k):"),
         pd.DataFrame(_rows).T.round(3))
 display(Markdown("The regulariser study (Concrete at the largest size) and epochs to convergence per layer:"),
@@ -263,7 +263,8 @@ display(Markdown("The regulariser study (Concrete at the largest size) and epoch
         pd.Series(mlp.get("convergence_epoch", {}), name="epochs to convergence").to_frame().T)
 
 # %% [markdown]
-# **Spatial Concrete dropout** (issue item 6): the reference example's conv net
+# **Spatial Concrete dropout** (not in the paper: the reference code's later example, yaringal/ConcreteDropout
+# @ 0cb396d, `spatial-concrete-dropout-keras.ipynb`): the reference example's conv net
 # (Conv–Conv–pool–Dense–Dense, channels per profile), every layer's input wrapped; the convs
 # spatially (one mask per example and channel, $t=2/3$, $K$ = input channels). The reference
 # notebook's printed result is 98.92 % with $p$ = 0.012, 0.039, 0.478, 0.055 after 20 epochs on
@@ -322,9 +323,11 @@ display(pd.DataFrame({k: {"mean length": r["mean_length"], "first fifth": r["fir
                       for k, r in rl["variants"].items()}).T.round(3))
 
 # %% [markdown]
-# ### Experiment 6 — model-based RL: $p$ vs the data collected (paper §5.5)
+# ### Experiment 6 — model-based RL: $p$ vs the data collected (paper §4.5)
 #
-# The paper (recalled, spec §2.5) fits a Bayesian dynamics model with Concrete dropout inside a
+# The paper (its §4 lead paragraph: a model-based RL task extending Deep PILCO, in which "the agent
+# correctly reduces its uncertainty dynamically as the amount of data increases"; the details that
+# follow are unverified, recalled rather than read) fits a Bayesian dynamics model with Concrete dropout inside a
 # Deep PILCO loop on cart-pole swing-up and reports that the learned $p$ falls as the agent
 # collects more episodes, with no grid search. **Our setting** (choices, the paper's text being
 # unavailable): CartPole balancing with gymnasium's `CartPoleEnv` equations (the batched
@@ -403,7 +406,7 @@ display(Markdown(
 # ## What was difficult
 #
 # - The paper text beyond the abstract was not available; the UCI architecture, epochs and
-#   length-scale are our choices (spec §3.9), and the paper's UCI numbers were not retrieved.
+#   length-scale are our choices (the two replications disagree on them), and the paper's UCI numbers were not retrieved.
 # - The reference code's conventions differ between its Keras, TF and PyTorch versions ($K$,
 #   biases in the penalty, the test log-likelihood); the table under Method lists ours.
 # - The small-$N$ dropout rates of the reference notebook are limited by its number of Adam
@@ -414,8 +417,10 @@ display(Markdown(
 # - CPU time: on a 2-core CPU the paper's 100–500 epochs of the 3 × 512 MLP (times the data
 #   sizes, regularisers and baselines) are hours; `medium` runs the epochs of the profile
 #   table above, `full` is for a GPU.
-# - Choices the sources leave open: the constants for cross-entropy (spec §3.3: we follow the
-#   reference example, dropout_regularizer $2/N$), dropout on the softmax input (the report's
+# - Choices the sources leave open: the constants for cross-entropy (the reference layer's docstring
+#   drops the factor 2 for cross-entropy, the maintainer says it is absorbed into the constant,
+#   GitHub issue yaringal/ConcreteDropout #8; we follow the reference spatial example,
+#   dropout_regularizer $2/N$), dropout on the softmax input (the report's
 #   choice), the tuned-dropout grid (ours), where the LSTM mask is tied (we share it over time;
 #   the report's code draws one per time step).
 #

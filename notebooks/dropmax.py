@@ -24,6 +24,8 @@ _before = set(globals())
 profile = "small"
 seed = 0
 device = "auto"
+executor = "local"
+address = ""
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
@@ -31,10 +33,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from reprobook import book
-from reprobook.dropmax import experiments as ex
+from reprobook.dropmax import figures
 
-run = book.start("dropmax", profile, seed, device, _new)
-store = book.store()
+run = book.start("dropmax", profile, seed, device, _new, executor, address)
 
 # %% [markdown]
 # ## Scope and claims
@@ -95,9 +96,8 @@ book.profiles_table("dropmax")
 # ### MNIST test error (paper Table 1, poster, report Table 2)
 
 # %%
-rec = ex.run_table(run.settings, run.profile, store, progress=book.progress, device=run.device)
-values = rec["values"]
-ex.error_table(values, "1k")
+values = run.run("dropmax_mnist")["values"]
+book.published_table("dropmax", run.profile, r"^error\.")
 
 # %% [markdown]
 # ICLR columns: drop-logit models (ICLR eq. 4); the sampled rule uses S = 100 (the paper
@@ -129,9 +129,8 @@ display(pd.DataFrame({"test error (%)": {
 # forcing z_t = 1 and with or without ReLU on the logits.
 
 # %%
-path = ex.run_pathology(run.settings, run.profile, store, progress=book.progress,
-                        device=run.device)["values"]
-fig = ex.plot_pathology(path)
+path = run.run("dropmax_pathology")["values"]
+fig = figures.plot_pathology(path)
 
 # %% tags=["remove-input"]
 pd.DataFrame({"mean non-target rho": path["rho_nt"], "share > 0.99": path["rho_nt_99"],
@@ -141,7 +140,7 @@ pd.DataFrame({"mean non-target rho": path["rho_nt"], "share > 0.99": path["rho_n
 # ### Overhead per model
 
 # %% tags=["remove-input"]
-ex.overhead_table(values, "1k")
+figures.overhead_table(values, "1k")
 
 # %% [markdown]
 # ### Calibration and the learned retain probabilities

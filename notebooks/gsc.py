@@ -51,7 +51,8 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 #
 # The report reproduced both experiments at reduced scale and found that **layer-tanh did not
 # explode** for them. This chapter runs both experiments. The claims of the report (seed 003)
-# and of the paper as the report and the spec quote it are in the ledger
+# and of the paper as its abstract (arXiv 1712.05577), the report and the vitalab review of its
+# ICLR version (https://vitalab.github.io/article/2018/01/18/resnet-explained.html) state it are in the ledger
 # (`reprobook/ledger/gsc.yaml`), each with a verdict against the paper and one against the
 # report at the end of the chapter; a test checks that every number of the report's results
 # sections is a claim's value or on an explicit list of setup numbers.
@@ -65,8 +66,8 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 #   \|J\|_{qm}=\frac{\|J\|_F}{\sqrt{d_k}},$$
 #
 # and over a data set the quadratic expectation $\mathcal Q[X]=(\mathbb E X^2)^{1/2}$ is taken
-# of each factor (variant A, the spec's reading of the paper; variant B takes it of the
-# product, the report's formula). Our choices where the paper is unavailable or unclear, all
+# of each factor (variant A, a recalled reading of the paper, unverified since its text could not
+# be read here; variant B takes it of the product, the report's formula, report §3.1). Our choices where the paper is unavailable or unclear, all
 # parameters of `reprobook.gsc`:
 #
 # | choice | ours | where it is set |
@@ -74,12 +75,12 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # | block | Linear → Norm (no affine) → nonlinearity; the last linear layer feeds the error | `make_mlp(norm_position="pre")` |
 # | initialisation | $N(0, 2/d)$ ReLU family, $N(0, 1/d)$ tanh and SeLU, zero bias (report §3.1) | `make_mlp(init="paper")` |
 # | data | inputs $N(0,1/d)$ rescaled to length 10, labels $N(0,1/d)$, dot-product error | `gaussian_data` |
-# | batch norm | the whole batch of $B=100$ points is one input (spec §1.4) | `gsc_curve(group=100)` |
+# | batch norm | the whole batch of $B=100$ points is one input (a recalled reading of the paper, unverified; $B$ is ours) | `gsc_curve(group=100)` |
 # | replicates | each of the independent data sets gets its own freshly initialised network | `run_noise` |
 # | exploding | per-layer growth rate (log-linear fit over layers 2–47) above 1.02; "no explosion": 0.97–1.02 | `growth_rate`, `EXPLODE_RATE` |
 # | effective depth | largest $\lambda$ with $e_\lambda(\rho)\ge\tau$, $\tau=10^{-6}$ by default (a parameter; the table below shows three) | `effective_depth(rho, tau)`, profile key `cifar_tau` |
-# | residual size, operator norm | $\rho_l=\|\Delta W_l\|_{op}/\|W_l(0)\|_{op}$ (spec §1.6 step 1) | `weight_change` |
-# | residual size, GSC-weighted | $\rho_l=\|\Delta W_l\|_{op}\,\mathcal Q\big[\|f_{l+1}\|/\|f_l\|\big]$ over the GSC images (spec §1.6 step 4) | `gsc_weighted_rho`, `layer_io_norms` |
+# | residual size, operator norm | $\rho_l=\|\Delta W_l\|_{op}/\|W_l(0)\|_{op}$ (ours, from the operator norm of the weight change that the paper's CIFAR figure plots, report §3.2) | `weight_change` |
+# | residual size, GSC-weighted | $\rho_l=\|\Delta W_l\|_{op}\,\mathcal Q\big[\|f_{l+1}\|/\|f_l\|\big]$ over the GSC images (our variant) | `gsc_weighted_rho`, `layer_io_norms` |
 # | trained | final training error below 0.8 (chance: 0.9); claims about training dynamics need one trained network, and a network that did not train is excluded from the effective-depth claims | `TRAINED_ERROR` |
 #
 # One forward and one backward pass give $\partial f_0/\partial f_k$ for every layer at once
@@ -118,7 +119,7 @@ fig = gsc.plot_noise(noise)
 rates = gsc.noise_table(noise)
 display(Markdown(f"Growth rate: mean ± sd over {run['n_datasets']} replicates of "
                  f"{run['n_points']:,} points. The paper's numbers in Fig. 1 could not be "
-                 "retrieved (spec §0), so its column is the qualitative reading."), rates)
+                 "retrieved (the figure is an image, reproduced as the report's Fig. 1), so its column is the qualitative reading."), rates)
 
 # %% [markdown]
 # **Speed.** The experiment is matrix products: per replicate, one forward and one
@@ -211,7 +212,7 @@ gsc.cifar_table(cres)
 
 # %% [markdown]
 # **Effective depth and its threshold.** The paper's estimator could not be retrieved, so we
-# report both residual sizes of spec §1.6, per architecture (max over training in the table
+# report both residual sizes of the Method table, per architecture (max over training in the table
 # above; per epoch in panels D and D′), and how the final networks' effective depth moves with
 # the threshold $\tau$: the number is only meaningful next to its $\tau$.
 
@@ -249,7 +250,7 @@ display(Markdown(f"max |KL − CE| = {cres['kl_minus_ce']:.2e}: "
 # %% [markdown]
 # ## What was easy
 #
-# - The definitions, once written down (spec §1), are short: GSC needs one backward pass per
+# - The definitions, once written down (Method above; report §2 gives the GSC formula), are short: GSC needs one backward pass per
 #   batch, and the collapsing-domain metrics are moments of the pre-activations.
 # - The Gaussian-noise experiment needs no data and is cheap: the paper's full scale, which
 #   the report found impractical, fits a 2-core CPU once the backward pass is batched (the
@@ -259,7 +260,7 @@ display(Markdown(f"max |KL − CE| = {cres['kl_minus_ce']:.2e}: "
 #
 # - The paper's text beyond the abstract could not be retrieved; the GSC dataset aggregation,
 #   batch-norm handling, initialisation and the effective-depth threshold are our readings
-#   (spec §3), all exposed as parameters.
+#   (the Method table lists them), all exposed as parameters.
 # - The report's code is unavailable, so its layer-tanh result can only be tested against
 #   variants of the setup, not traced to a line of code.
 # - The CIFAR training protocol (learning-rate grid, epochs) is expensive: the `small` profile

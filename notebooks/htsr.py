@@ -59,8 +59,10 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 #
 # The report reproduced all three. Its LeNet5 came out heavy-tailed ($\alpha\approx7.9$), not
 # Bulk+Spikes. Its MiniAlexNet tables give $\alpha$ per batch size, a number the authors never
-# published (spec §2.1). The numbers of the report's tables and of the authors' notebooks
-# quoted in the spec are claims in the ledger (`reprobook/ledger/htsr.yaml`), each with its
+# published (their notebook `AlexNet-Generalization-Gap.ipynb` assigns the phases from MP fits and
+# soft ranks and fits no $\alpha$ per batch size). The paper's body could not be read here, so its
+# numbers are those of the authors' notebooks (CalculatedContent/ImplicitSelfRegularization @ 4268440; cell numbers are 0-based
+# indices). These and the numbers of the report's tables are claims in the ledger (`reprobook/ledger/htsr.yaml`), each with its
 # verdicts at the end: one against the paper and one against the report where both say
 # something.
 #
@@ -77,9 +79,9 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # **Why a large $\alpha$ is not a number to reproduce.** A power-law fit always returns an
 # exponent. On an MP-like spectrum (a random matrix, see the null model below) the fitted
 # "tail" is the steep fall of the bulk's upper edge, and $\alpha$ comes out large without
-# meaning anything (the null model's fit is below). WeightWatcher's README advises discarding fits with $\alpha > 8$ as
+# meaning anything (the null model's fit is below). WeightWatcher's README (CalculatedContent/WeightWatcher @ d6fd015, `README.md` line 492) advises discarding fits with $\alpha > 8$ as
 # spurious, and the authors' notebook notes that the estimator is already biased above
-# $\alpha\approx3.5$ (spec §1.6, §3.7). So the report's $\alpha$ of 13.9–17.3 (FC1, batch
+# $\alpha\approx3.5$ (CalculatedContent/ImplicitSelfRegularization @ 4268440, `All-pytorch-models-wCNNs.ipynb`, first cell). So the report's $\alpha$ of 13.9–17.3 (FC1, batch
 # 100–500) and 11–12 (FC2, batch 250–500) say "no power-law tail", not a value: the ledger
 # checks only that ours is also above 8, and only for a network that trained. Where the report's
 # $\alpha$ is below 8, a claim is judged only if ours is below 8 too.
@@ -101,21 +103,23 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # | spikes | eigenvalues above $\lambda^+ + \sqrt{Q^{-1/2}(\lambda^+)^{2/3}M^{-2/3}}$ (Tracy–Widom allowance) | `fit_mp` |
 # | soft rank | $\mathcal R_{mp}=\lambda^+/\lambda_{max}$; 0 when no MP bulk can be fitted (as the authors set it by hand) | `fit_mp` |
 # | power law | $x_{min}$ minimises the KS distance over all candidates (vectorised scan); then `powerlaw.Fit` with that $x_{min}$ and `parameter_ranges={'alpha': [1, 1000]}`, since powerlaw 2.0.0 otherwise silently caps $\alpha$ at 3 | `fit_powerlaw`, `ks_scan` |
-# | phases | rules of our own (the paper's phases are visual; spec §1.6), listed below | `phase` |
+# | phases | rules of our own (the paper's phases are visual: the authors chose the spike counts by eye, `AlexNet-Generalization-Gap.ipynb` cell 17), listed below | `phase` |
 # | MiniAlexNet | the authors' Keras model and script: 28×28 centre crops with per-image standardisation, MSE on the softmax, SGD 0.01 with momentum 0.9, lr ×0.95 per epoch, truncated Glorot-normal weights, biases 0.1; ESDs pooled over runs | `MiniAlexNet`, `run_minialexnet` |
 # | LeNet5 | the authors' model: Adadelta, cross-entropy, batch 128 | `LeNet5`, `run_lenet5` |
 # | moved from epoch 0? | two-sample KS distance between a trained layer's ESD and its epoch-0 ESD; with the soft rank and the spike count, this is how a claim's sanity condition sees that a spectrum left its initialisation | `ks_distance` |
-# | fixed-steps control | a few batch sizes trained for the same number of SGD steps at a constant learning rate (spec §3.5) | `run_fixed_steps` |
+# | fixed-steps control | a few batch sizes trained for the same number of SGD steps at a constant learning rate (our control, not the authors') | `run_fixed_steps` |
 # | training loop | `reprobook.train.fit`: one seeded shuffle per epoch, no host sync per step, checkpoint and resume | `fit` |
 #
-# **Recalled items.** The spec marks the MP law, the finite-size (Tracy–Widom) edge and the
-# phase table as recalled from the paper, not checked against its text, which could not be
-# retrieved. We checked the MP law and the BBP spike location numerically, with its edges,
-# normalisation, mean and spike position tested on random matrices. We took the edge
-# allowance from WeightWatcher's code (verified in the spec). We use the phase table only
+# **Unverified items.** The paper's statements of the MP law, the finite-size (Tracy–Widom) edge
+# and the phase table are recalled, unverified: the paper's text beyond its abstract could not be
+# read here. The MP law is the one in the authors' code (`RMT_Util.ipynb`, CalculatedContent/ImplicitSelfRegularization @ 4268440) and in
+# WeightWatcher (`weightwatcher/RMT_Util.py`, `marchenko_pastur_pdf`, CalculatedContent/WeightWatcher @ d6fd015); we checked it and
+# the BBP spike location numerically, with its edges, normalisation, mean and spike position
+# tested on random matrices. We took the edge allowance from WeightWatcher's code
+# (`weightwatcher/weightwatcher.py` lines 4720–4726, in `mp_fit`). We use the phase table only
 # through our explicit rules.
 #
-# Each kernel is tested against the spec's oracles (`tests/test_htsr.py`): MP edges and fits
+# Each kernel is tested against closed forms and simulations (`tests/test_htsr.py`): MP edges and fits
 # on Gaussian matrices, the BBP spike location, $\alpha$ recovered from Pareto samples and
 # Pareto matrices (including $\alpha>3$), the KS scan against a slow reference and against
 # `powerlaw`'s own $x_{min}$ search, invariances, rank loss, conv slices, and failed fits.
@@ -207,8 +211,8 @@ acc
 
 # %% [markdown]
 # **FC1** ESDs per batch size, and the report's table beside ours. The report's $\alpha$ and
-# soft ranks come from its own fits. The authors' soft ranks were read off their figure (spec
-# §2.1) and are in the verdict table.
+# soft ranks come from its own fits. The authors' soft ranks were read off their figure
+# (`AlexNet-Generalization-Gap.ipynb`, cell 21) and are in the verdict table.
 
 # %%
 fig = htsr.plot_sweep_esds(mini, "fc1")
@@ -226,7 +230,7 @@ fig = htsr.plot_sweep_esds(mini, "fc2")
 htsr.sweep_table(mini, "fc2")
 
 # %% [markdown]
-# ### Control: the same number of SGD steps for every batch size (spec §3.5)
+# ### Control: the same number of SGD steps for every batch size (ours)
 #
 # With a fixed number of epochs, batch 1000 takes 1/500 of the SGD steps of batch 2, so "smaller
 # batches generalise better" may only say that large batches were trained less. The control
@@ -275,7 +279,7 @@ fig = htsr.plot_alpha_histograms(pre["tables"])
 # %% [markdown]
 # ### Speed
 #
-# The issue's speed figures, from this run. The MiniAlexNet epoch times are scaled from the
+# Speed figures from this run. The MiniAlexNet epoch times are scaled from the
 # profile's training-set size to a 50,000-image epoch. `benchmarks/bench_htsr.py` times full
 # epochs at batch sizes 2 and 500.
 
@@ -300,7 +304,8 @@ display(*book.partial_run("htsr", "full"))
 #
 # - The spectral kernels are short: the ESD is one Gram matrix, the MP law has a closed
 #   form, and the CSN power-law estimator is closed-form for a given $x_{min}$. The authors'
-#   code and WeightWatcher document every convention (spec §1–2).
+#   code and WeightWatcher document every convention (`RMT_Util.ipynb` in CalculatedContent/ImplicitSelfRegularization @ 4268440;
+#   `weightwatcher/weightwatcher.py` in CalculatedContent/WeightWatcher @ d6fd015).
 # - The analyser runs on any PyTorch model, state_dict or safetensors file, so the report's
 #   proposed extension to other networks is one call (`htsr.analyze`) or one command
 #   (`python -m reprobook.htsr model.pt`).
@@ -308,11 +313,13 @@ display(*book.partial_run("htsr", "full"))
 # ## What was difficult
 #
 # - **The phases are visual.** The authors chose the number of spikes per batch size by eye
-#   and did not use their own dictionary consistently (spec §3.2). Our rules are explicit and
+#   and did not use their own dictionary consistently (`AlexNet-Generalization-Gap.ipynb`: the
+#   dictionary in cell 17 says 520 spikes at batch 4, the plot in cell 33 uses 450). Our rules are explicit and
 #   tested, but they cannot be the authors' eye, so a phase mismatch can come from the
 #   labelling as well as from the network.
 # - **One of the authors' figures is wrong.** Their "FC2 stable rank / soft rank vs batch
-#   size" figure plots FC1 eigenvalues with FC2 spike counts (spec §3.4). We computed FC2
+#   size" figure plots FC1 eigenvalues with FC2 spike counts (`AlexNet-Generalization-Gap.ipynb`
+#   cell 80 calls `ensemble_evals(bs)`, whose default layer is FC1). We computed FC2
 #   from FC2 and did not use that figure as a target.
 # - **α per batch size has no source in the paper.** The authors assigned phases from MP
 #   fits and soft ranks. The report's α table is the report's own and is our only target.

@@ -4,7 +4,7 @@ import math
 import pytest
 from scipy import stats
 
-from reprobook import claims
+from reprobook import claims, registry
 
 
 def _claim(**kw):
@@ -141,7 +141,7 @@ def test_trend_decreasing_difference():
     assert claims.judge(check, {"2": 0.60, "16": 0.599, "1000": 0.59}, _claim(paper="yes")) == "not reproduced"
 
 
-@pytest.mark.parametrize("chapter", claims.CHAPTERS)
+@pytest.mark.parametrize("chapter", registry.CHAPTERS)
 def test_every_ledger_loads_and_every_claim_is_checkable(chapter):
     ledger = claims.load_ledger(chapter)
     assert ledger

@@ -426,16 +426,18 @@ def test_report_loss_terms_match_numpy():
     assert abs(full - (base + var - 10 * ent)) < 1e-10
 
 
-def test_aggregate_table_medians_and_derived_values():
-    def rec(err, ece, ms, extra=None):
-        return {"values": {"error": err, "ece": ece, "ms_per_step": ms, "us_per_image": 1.0,
-                           "val_error": 0.0, "params": 10, "epochs": 20, "hist": {},
-                           **(extra or {})}, "config_hash": "x"}
-    recs = {("1k", "softmax", s): rec({"approx": e}, 2.0 + s, 10.0) for s, e in
-            enumerate([7.0, 6.0, 9.0])}
-    recs.update({("1k", "adaptive-logit", s): rec({"approx": e, "s30": e + 1, "s100": e - 0.5},
-                                                  1.0, 30.0) for s, e in enumerate([5, 6, 4])})
-    v = ex.aggregate_table(recs, {"seeds": [0, 1, 2]})
+def _cell(size, model, seed, err, ece, ms, extra=None):
+    return ({"size": size, "model": model, "seed": seed},
+            {"error": err, "ece": ece, "ms_per_step": ms, "us_per_image": 1.0, "val_error": 0.0,
+             "params": 10, "epochs": 20, "hist": {}, **(extra or {})})
+
+
+def test_summarise_mnist_medians_and_derived_values():
+    cells = [_cell("1k", "softmax", s, {"approx": e}, 2.0 + s, 10.0)
+             for s, e in enumerate([7.0, 6.0, 9.0])]
+    cells += [_cell("1k", "adaptive-logit", s, {"approx": e, "s30": e + 1, "s100": e - 0.5},
+                    1.0, 30.0) for s, e in enumerate([5, 6, 4])]
+    v = ex.summarise_mnist(cells, {"seeds": [0, 1, 2]})
     assert v["error"]["softmax"]["approx"]["1k"] == 7.0  # median of 7, 6, 9
     assert v["error"]["adaptive-logit"]["s100"]["1k"] == 4.5
     assert v["gain"]["adaptive-logit"]["1000"] == 2.0  # keys as JSON stores them
@@ -443,26 +445,42 @@ def test_aggregate_table_medians_and_derived_values():
     assert v["step_ratio"]["adaptive-logit"]["1k"] == 3.0
     assert v["ece_gain"]["adaptive-logit"]["1k"] == 2.0  # median ECE 3 - 1
     assert v["runs"] == 3 and v["epochs"]["1k"] == 20
+    assert v["paired_gain"] == {}  # no per-image record: no paired gain
 
 
-def test_chapter_drivers_store_one_record_per_run(tmp_path):
-    from reprobook.results import Store
-    g = torch.Generator().manual_seed(1)
-    data = {"x_train": torch.rand(200, 1, 28, 28, generator=g), "y_train": torch.arange(200) % 10,
-            "x_test": torch.rand(20, 1, 28, 28, generator=g), "y_test": torch.arange(20) % 10,
-            "source": "synthetic"}
-    settings = {"trunk": "lenet", "batch": 100, "lr": 1e-3, "weight_decay": 1e-4, "retain": 0.5,
-                "num_sampled": 5, "alpha": 10.0, "samples": [3], "test_n": 20, "seeds": [0],
-                "pathology": {"epochs": 1, "test_n": 10},
-                "sizes": {"1k": {"epochs": 1, "models": ["softmax", "adaptive-class"]}}}
-    store = Store(tmp_path)
-    v = ex.run_table(settings, "small", store, data)["values"]
-    assert set(v["error"]) == {"softmax", "adaptive-class"} and v["epochs"]["1k"] == 1
-    assert "1000" in v["gain"]["adaptive-class"]
-    assert "1k" in v["sampled_minus_approx"]["adaptive-class"]
-    assert len(store.records("dropmax_run")) == 2
-    p = ex.run_pathology(settings, "small", store, data)["values"]
-    assert set(p["rho_nt"]) == {ex.variant_name(*v) for v in ex.PATHOLOGY_VARIANTS}
-    assert all(0 <= r <= 1 for r in p["rho_nt"].values()) and p["epochs"] == 1
-    assert len(store.records("dropmax_zrun")) == 8
-    assert ex.error_table(v).shape[0] == 3 and ex.overhead_table(v).shape[0] == 2
+def test_paired_gain_is_the_mean_error_difference_over_the_same_images():
+    rng = np.random.default_rng(0)
+    soft = rng.random((2, 400)) < 0.10
+    drop = soft & (rng.random((2, 400)) < 0.5)  # drop fixes about half of softmax's errors
+    bits = lambda m: ex.pack_bits(torch.from_numpy(m))
+    cells = [_cell("1k", m, s, {"approx": 0.0}, 0.0, 1.0, {"wrong": bits(w[s]), "n_test": 400})
+             for m, w in (("softmax", soft), ("adaptive-class", drop)) for s in range(2)]
+    g = ex.summarise_mnist(cells, {"seeds": [0, 1], "n_boot": 500})["paired_gain"]
+    d = g["adaptive-class"]["1k"]
+    assert d["mean"] == pytest.approx((soft.mean() - drop.mean()) * 100)
+    assert d["lo"] < d["mean"] < d["hi"] and d["lo"] > 0 and d["seeds"] == 2
+    assert np.array_equal(ex.unpack_bits(bits(soft[0]), 400), soft[0])
+
+
+def test_report_code_kernel_is_the_keras_mask_softmax():
+    """customlayers.py maskSoftMax, transcribed in numpy: (z e^(o - max) + 1e-4), normalised."""
+    g = torch.Generator().manual_seed(3)
+    o, z = torch.randn(5, 10, generator=g, dtype=torch.float64) * 4, \
+        (torch.rand(5, 10, generator=g, dtype=torch.float64) > 0.5).double()
+    e = np.exp(o.numpy() - o.numpy().max(1, keepdims=True)) * z.numpy() + 1e-4
+    ref = e / e.sum(1, keepdims=True)
+    assert np.allclose(ex.report_code_log_probs(o, z).exp().numpy(), ref, rtol=1e-12)
+    # a dropped class keeps a share of at least 1e-4 / sum: unlike (z + 1e-20) e^o
+    assert (ex.report_code_log_probs(o, torch.zeros_like(z)).exp() > 0.09).all()
+
+
+def test_pathology_cells_and_summary_names():
+    cfg = {"seeds": [0], "code_seeds": [0, 1, 2], "epochs": 1, "test_n": 10, "alpha": 10.0}
+    cells = ex.pathology_cells(cfg)
+    assert len(cells) == 8 + 2 * 3
+    assert sum(c.get("objective") == "report-code" for c in cells) == 6
+    vals = {"hist": {"rho_nt": [0.5], "rho_nt_99": [0.0]}, "error": {"approx": 10.0}}
+    out = ex.summarise_pathology([(c, vals) for c in cells], cfg)
+    assert set(out["rho_nt"]) == ({ex.variant_name(*v) for v in ex.PATHOLOGY_VARIANTS}
+                                  | {"code-class-free-linear", "code-class-forced-linear"})
+    assert out["rho_nt_seeds"]["code-class-free-linear"] == 3

@@ -17,20 +17,27 @@ from tqdm import tqdm
 
 from . import claims as _claims
 from . import profiles as _profiles
+from . import registry as _registry
 from .profiles import Run, setup
+from .runner import Runner, env_executor
 from .results import (PROFILE_ORDER, Store, best_records, chapter_of, committed_root,
                       committed_run, evidence_enabled, evidence_profile, is_stale, manifest_path)
 
 _STARTED: dict[str, float] = {}
+_RUNS: dict[str, "BookRun"] = {}  # chapter -> this kernel's run (the records it produced)
 
-# The chapters of the book, in order; each kernel module declares PROFILES.
-CHAPTERS = {
-    "dropmax": "reprobook.dropmax",
-    "autoloss": "reprobook.autoloss",
-    "concrete_dropout": "reprobook.concrete_dropout",
-    "gsc": "reprobook.gsc",
-    "htsr": "reprobook.htsr",
-}
+# The chapters of the book, in order (reprobook.registry.CHAPTERS); each declares PROFILES.
+CHAPTERS = {ch: f"reprobook.{ch}" for ch in _registry.CHAPTERS}
+
+
+class BookRun(Run):
+    """A chapter's run: its settings, and a :class:`reprobook.runner.Runner` for its registered
+    experiments (``run.run("dropmax_mnist")``)."""
+
+    runner: Runner | None = None
+
+    def run(self, name: str, **overrides) -> dict:
+        return self.runner.run(name, **overrides)
 
 
 def profiles_of(chapter: str) -> dict:
@@ -46,12 +53,17 @@ class ParameterError(_profiles.ParameterError):
         return [f"ParameterError: {self}"]
 
 
+# Parameters of chapters on the experiment registry: where their cells run (reprobook.runner).
+RUNNER_PARAMETERS = ("executor", "address")
+
+
 def check_parameters(chapter: str, profile, seed, device, new_names: set | None = None):
     """Validate a chapter's notebook parameters; return (profile, seed as int, torch device).
     Each bad value raises :class:`ParameterError` naming what was given and what is accepted."""
     try:
         if new_names is not None:
-            _profiles.check_parameters(new_names)
+            extra = RUNNER_PARAMETERS if _registry.experiments(chapter) else ()
+            _profiles.check_parameters(new_names, (*_profiles.NOTEBOOK_PARAMETERS, *extra))
         _profiles.resolve_profile(profiles_of(chapter), profile)
         if isinstance(seed, bool) or not str(seed).strip().isdigit():
             raise ParameterError(f"seed {seed!r} is not a whole number >= 0 (e.g. 1)")
@@ -64,13 +76,23 @@ def check_parameters(chapter: str, profile, seed, device, new_names: set | None 
     return profile, int(str(seed).strip()), dev
 
 
-# Chapters whose profiles list their own seeds: the notebook's ``seed`` shifts that list
-# (seed 0 keeps it, so the committed evidence's configs are unchanged).
-SEED_LISTS = {"dropmax": "seeds"}
+# Profile keys that list seeds: the notebook's ``seed`` shifts each such list, at the top of a
+# chapter's settings or in an experiment's section (seed 0 keeps them, so the committed
+# evidence's configs are unchanged).
+SEED_KEYS = ("seeds", "code_seeds")
+SEED_LIST_CHAPTERS = ("dropmax",)
+
+
+def _shift_seeds(settings: dict, seed: int) -> None:
+    for section in (settings, *(v for v in settings.values() if isinstance(v, dict))):
+        for key in SEED_KEYS:
+            if isinstance(section.get(key), list):
+                section[key] = [seed + s for s in section[key]]
 
 
 def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "auto",
-          new_names: set | None = None) -> Run:
+          new_names: set | None = None, executor: str | None = None,
+          address: str | None = None) -> Run:
     """Check the notebook's parameters, seed the RNGs and apply the book's plot style.
 
     The chapter shows committed evidence of a larger profile only when it was computed with
@@ -80,11 +102,19 @@ def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "au
 
     profile, seed, _ = check_parameters(chapter, profile, seed, device, new_names)
     evidence = evidence_profile(chapter, profile, seed)
-    run = setup(chapter, profiles_of(chapter), evidence, seed, device, None)
+    import copy
+    run = BookRun(**vars(setup(chapter, profiles_of(chapter), evidence, seed, device, None)))
+    run.settings = copy.deepcopy(run.settings)
     run.requested = profile
-    if SEED_LISTS.get(chapter) in run.settings and seed:
-        key = SEED_LISTS[chapter]
-        run.settings[key] = [seed + s for s in run.settings[key]]
+    if seed and chapter in SEED_LIST_CHAPTERS:
+        _shift_seeds(run.settings, seed)
+    env_name, env_address = env_executor()
+    name, address = executor or env_name, address or env_address
+    if name not in ("local", "ray"):
+        raise ParameterError(f"unknown executor {name!r}; valid executors: local, ray")
+    run.runner = Runner(chapter, run.profile, run.settings, seed, run.device, store(), name,
+                        address or None, progress)
+    _RUNS[chapter] = run
     use_style()
     show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
@@ -163,15 +193,25 @@ def _commits(commits: list[str]) -> str:
 
 
 def results_for(chapter: str, profile: str) -> dict[str, dict]:
-    """Newest record of every experiment the chapter's ledger refers to (committed
-    full-profile records first, see :func:`reprobook.results.best_records`)."""
+    """The record of every experiment the chapter's ledger refers to. A registered experiment
+    gives the record this kernel's run produced, else the stored record of the same config
+    (:meth:`reprobook.runner.Runner.lookup`), never merely the newest one; an experiment not yet
+    registered gives its newest record (committed first, :func:`best_records`)."""
     out = {}
+    run = _RUNS.get(chapter)
+    runner = run.runner if run is not None and run.profile == profile else Runner(
+        chapter, profile, store=store())
     for c in _claims.load_ledger(chapter):
         exp = (c.ours or {}).get("experiment")
-        if exp and exp not in out:
+        if not exp or exp in out:
+            continue
+        if _registry.find(exp) is not None:
+            rec = runner.produced.get(exp) or runner.lookup(exp)
+        else:
             recs, _ = best_records(exp, profile)
-            if recs:
-                out[exp] = dict(recs[0], stale=is_stale(recs[0]))
+            rec = recs[0] if recs else None
+        if rec is not None:
+            out[exp] = dict(rec, stale=is_stale(rec))
     return out
 
 
@@ -212,6 +252,15 @@ MEANING = {"reproduced": "our value satisfies the claim's check",
                            "shown with the profile, e.g. \"inconclusive at small\"",
            "not run": "no result exists (no data or weights offline, or not computed)",
            "info": "shown for information, never judged"}
+
+
+def published_table(chapter: str, profile: str, key: str) -> pd.DataFrame:
+    """The paper | report | ours rows of the claims whose key matches the regular expression
+    ``key``: published numbers come from the ledger only, ours from the record it reads."""
+    table = evaluate(chapter, profile)
+    rows = table[table["key"].str.contains(key, regex=True)]
+    cols = ["id", "claim", "paper", "report", "ours", "verdict vs paper", "verdict vs report"]
+    return rows[cols].set_index("id")
 
 
 def with_profiles(table: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,6 @@ import pandas as pd
 import yaml
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run", "info")
-CHAPTERS = ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr")
 SOURCES = ("paper", "report")
 CHECK_KINDS = ("greater", "less", "between", "close", "true", "fraction", "trend", "info")
 
@@ -59,6 +58,7 @@ class Claim:
     not_run_reason: str | None = None
     no_model_gate: str | None = None  # why a claim on a trained model needs no sanity condition
     info_reason: str | None = None  # why a claim is shown but never judged (kind: info)
+    headline: str | None = None  # a central claim of the paper or report, in one plain sentence
     note: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -113,8 +113,13 @@ def parse_ledger(text: str, chapter: str) -> list[Claim]:
     if dup:
         raise LedgerError(f"duplicate claim ids in ledger {chapter}: {', '.join(dup)}")
     trained = set(doc.get("trained_experiments", []))
+    from .registry import find
     for c in claims:
         validate(c)
+        exp = find((c.ours or {}).get("experiment") or "")
+        if exp is not None and exp.outputs and c.ours.get("key", "").split(".")[0] not in exp.outputs:
+            raise LedgerError(f"ledger {chapter}, claim {c.id}: key {c.ours['key']!r} is not among "
+                              f"the outputs {exp.name} declares ({', '.join(exp.outputs)})")
         judged = {(k or {}).get("kind") for k in (c.check, c.check_paper, c.check_report)} - {None, "info"}
         if judged and (c.ours or {}).get("experiment") in trained and not (c.sanity or c.no_model_gate):
             raise LedgerError(f"ledger {chapter}, claim {c.id}: it reads a trained model "
@@ -364,7 +369,8 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "reference source": c.reference_source or "", "ours": "–", "profile": "",
            "verdict vs paper": "", "verdict vs report": "", "verdict, no published value": "",
            "verdict": "not run", "published": c.published(),
-           "why": "", "run": "", "stale": False}
+           "why": "", "run": "", "stale": False, "headline": c.headline or "",
+           "key": (c.ours or {}).get("key", ""), "experiment": (c.ours or {}).get("experiment", "")}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
         row["why"] = c.not_run_reason or "no computation of ours is defined for this claim"

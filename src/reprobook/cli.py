@@ -4,6 +4,8 @@
     python -m reprobook.cli book --profile small       # every chapter, then the HTML book
     python -m reprobook.cli check-results              # committed records: current or stale
     python -m reprobook.cli commit-results gsc --profile medium   # work records -> results/
+    python -m reprobook.cli run dropmax --only dropmax_pathology --executor ray --address auto
+    python -m reprobook.cli plan all --profile full     # every cell, its projected time here
 
 Executed notebooks go to ``_build/executed/`` (never over ``notebooks/*.ipynb``); the book
 is assembled from them in ``_build/site/`` and rendered by Jupyter Book 1.x into
@@ -65,13 +67,65 @@ def hide_parameter_cells(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def run_chapters(chapters: list[str], profile: str, seed: int, device: str) -> None:
+def run_chapters(chapters: list[str], profile: str, seed: int, device: str,
+                 executor: str = "local", address: str | None = None) -> None:
     os.environ.setdefault("REPRO_QUIET", "1")
     for ch in chapters:
         src = REPO_ROOT / "notebooks" / f"{ch}.ipynb"
-        secs = execute(src, EXECUTED / "notebooks" / f"{ch}.ipynb",
-                       {"profile": profile, "seed": seed, "device": device})
+        params = {"profile": profile, "seed": seed, "device": device}
+        if executor != "local":
+            params.update(executor=executor, address=address or "")
+        secs = execute(src, EXECUTED / "notebooks" / f"{ch}.ipynb", params)
         print(f"{ch}: executed at profile {profile} in {secs:.1f} s")
+
+
+def run_experiment(chapter: str, name: str, profile: str, seed: int, device: str,
+                   executor: str, address: str | None) -> dict:
+    """Run one registered experiment without its notebook (records to the work root)."""
+    from .book import check_parameters, store
+    from .registry import experiments
+    from .runner import Runner
+
+    known = experiments(chapter)
+    if name not in known:
+        raise SystemExit(f"error: {name!r} is not a registered experiment of {chapter}; "
+                         f"registered: {', '.join(known) or 'none yet'}")
+    _, seed, dev = check_parameters(chapter, profile, seed, device)
+    runner = Runner(chapter, profile, seed=seed, device=dev, store=store(),
+                    executor_name=executor, address=address)
+    rec = runner.run(name)
+    cells = rec.get("cells", [rec])
+    print(f"{name}: {len(cells)} cell records ({sum(not c.get('reused') for c in cells)} computed "
+          f"now), summary {rec['config_hash']}.json at profile {profile}")
+    return rec
+
+
+def plan(chapters: list[str], profile: str, device: str, time_slices: bool = True) -> list[dict]:
+    """Print every cell of ``profile`` with its projected time on this machine (a timed
+    one-epoch slice, scaled) and memory; return the rows."""
+    from .book import store
+    from .registry import experiments
+    from .runner import Runner
+
+    rows = []
+    for ch in chapters:
+        exps = experiments(ch)
+        if not exps:
+            print(f"{ch}: not on the experiment registry yet; no per-cell plan")
+            continue
+        runner = Runner(ch, profile, device=device, store=store())
+        for name in exps:
+            cells = runner.plan(name, time_slices)
+            rows += [dict(c, chapter=ch) for c in cells]
+            todo = [c for c in cells if not c["done"]]
+            secs = sum(c["seconds"] or 0 for c in todo)
+            mem = max((c["memory_gb"] or 0 for c in cells), default=0)
+            print(f"{ch}/{name}: {len(cells)} cells, {len(todo)} to run, projected "
+                  f"{secs / 3600:.2f} h on one worker here, {mem:.1f} GB per cell")
+    total = sum(r["seconds"] or 0 for r in rows if not r["done"])
+    print(f"total: {total / 3600:.2f} h of this machine ({os.cpu_count()} CPUs, device {device}) "
+          "for the registered experiments")
+    return rows
 
 
 def build_book(profile: str, seed: int, device: str) -> Path:
@@ -114,7 +168,17 @@ def main(argv=None) -> int:
                    help="recompute committed records whose code has changed (check-results "
                    "lists them) instead of reusing them; current records are still reused")
     b = sub.add_parser("book", help="execute every chapter and build the HTML book")
-    for p in (r, b):
+    r.add_argument("--only", metavar="EXPERIMENT",
+                   help="run one registered experiment of the chapter, without its notebook")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the cells run: here, or as tasks on a Ray cluster")
+    r.add_argument("--address", default=None,
+                   help="the Ray cluster: auto, or HOST:PORT of its head (default: start one)")
+    pl = sub.add_parser("plan", help="every cell of a profile with its projected time here")
+    pl.add_argument("chapter", choices=[*CHAPTERS, "all"])
+    pl.add_argument("--no-time", action="store_true", help="list the cells without timing slices")
+    pl.add_argument("--out", help="also write the rows as JSON to this file")
+    for p in (r, b, pl):
         p.add_argument("--profile", choices=PROFILE_NAMES, default="small")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto")
@@ -127,6 +191,12 @@ def main(argv=None) -> int:
     c.add_argument("chapter", choices=[*CHAPTERS, "all"])
     c.add_argument("--profile", choices=PROFILE_NAMES, default="medium")
     args = parser.parse_args(argv)
+    if args.cmd == "plan":
+        chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
+        rows = plan(chapters, args.profile, args.device, not args.no_time)
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=1))
+        return 0
     if args.cmd in ("run", "book"):
         from .book import ParameterError, check_parameters
 
@@ -161,8 +231,20 @@ def main(argv=None) -> int:
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
         if args.rerun_stale:
             os.environ["REPRO_RERUN_STALE"] = "1"  # read by results.Store in the kernels
+        if args.only:
+            if args.chapter == "all":
+                parser.error("--only needs one chapter")
+            run_experiment(args.chapter, args.only, args.profile, args.seed, args.device,
+                           args.executor, args.address)
+            return 0
+        if args.executor != "local":
+            from .registry import experiments
+            off = [ch for ch in chapters if not experiments(ch)]
+            if off:
+                parser.error(f"--executor {args.executor}: {', '.join(off)} not on the experiment "
+                             "registry yet (their notebooks run locally); use --only or drop them")
         sync_notebooks(chapters)
-        run_chapters(chapters, args.profile, args.seed, args.device)
+        run_chapters(chapters, args.profile, args.seed, args.device, args.executor, args.address)
     else:
         build_book(args.profile, args.seed, args.device)
     return 0

@@ -33,13 +33,12 @@ PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "p
 
 # Code whose change can move any chapter's numbers; a chapter's own package is added to it.
 SHARED_CODE = ("train.py", "data.py", "profiles.py")
-EXPERIMENT_PREFIX = {"cd": "concrete_dropout", "concrete": "concrete_dropout"}
 
 
 def chapter_of(experiment: str) -> str:
     """The chapter an experiment belongs to, from its name's prefix (``gsc_noise`` -> gsc)."""
-    prefix = experiment.split("_")[0]
-    return EXPERIMENT_PREFIX.get(prefix, prefix)
+    from .registry import chapter_of as _of
+    return _of(experiment)
 
 
 def code_hash(chapter: str) -> str:
@@ -55,12 +54,20 @@ def code_hash(chapter: str) -> str:
     return h.hexdigest()[:16]
 
 
+def experiment_code_hash(experiment: str) -> str:
+    """The code hash of a record's experiment: the files a registered experiment declares
+    (:meth:`reprobook.registry.Experiment.code_hash`), else its chapter's whole package."""
+    from .registry import find
+    exp = find(experiment)
+    return exp.code_hash() if exp is not None else code_hash(chapter_of(experiment))
+
+
 def is_stale(record: dict) -> bool:
     """True when the code that wrote ``record`` has changed since (or the record predates
     code hashes), or when it was computed from a stale record (``stale_inputs``)."""
     prov = record.get("provenance", {})
     return bool(prov.get("stale_inputs")) or \
-        prov.get("code_hash") != code_hash(chapter_of(record["experiment"]))
+        prov.get("code_hash") != experiment_code_hash(record["experiment"])
 
 
 class CorruptRecord(RuntimeError):
@@ -182,7 +189,7 @@ class Store:
             "profile": profile, "seed": seed, "values": values,
             "provenance": {
                 "commit": git_commit(), "hardware": hardware(), "packages": package_versions(),
-                "code_hash": code or code_hash(chapter_of(experiment)),
+                "code_hash": code or experiment_code_hash(experiment),
                 "runtime_s": round(runtime_s, 3), "data_source": data_source,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
@@ -192,30 +199,42 @@ class Store:
         atomic_write_json(self.path(experiment, config, profile), rec)
         return rec
 
+    def find(self, experiment: str, config: dict, profile: str, quiet: bool = False):
+        """The record this store would reuse for (experiment, config), or None: a committed
+        one first (a stale one only while ``reuse_stale``), else a current one of the work
+        root (a stale one there is recomputed, since the code that wrote it has changed)."""
+        for root in (*self.read_roots, self.root):
+            path = Store(root).path(experiment, config, profile)
+            if not path.exists():
+                continue
+            rec = read_record(path)
+            stale = is_stale(rec)
+            if stale and root != self.root and not self.reuse_stale:
+                continue  # a stale committed record: look for a current one, else recompute
+            if stale and root == self.root:
+                if not (quiet or os.environ.get("REPRO_QUIET")):
+                    print(f"{path.name}: written by older code, recomputing {experiment}")
+                return None
+            rec["reused"], rec["stale"] = True, stale
+            if stale:
+                self._stale_seen.setdefault(chapter_of(experiment), []).append(
+                    f"{experiment}/{path.name}")
+            return rec
+        return None
+
+    def stale_seen(self, chapter: str) -> list[str]:
+        """The stale records of ``chapter`` this store has reused so far."""
+        return list(self._stale_seen.get(chapter, []))
+
     def run(self, experiment: str, config: dict, profile: str, seed: int,
             fn: Callable[[], dict], force: bool = False, data_source: str | None = None) -> dict:
         """Return the stored record for this config, or run ``fn()`` and store its values."""
-        if not force:
-            for root in (*self.read_roots, self.root):
-                path = Store(root).path(experiment, config, profile)
-                if not path.exists():
-                    continue
-                rec = read_record(path)
-                stale = is_stale(rec)
-                if stale and root != self.root and not self.reuse_stale:
-                    continue  # a stale committed record: look for a current one, else recompute
-                if stale and root == self.root:
-                    if not os.environ.get("REPRO_QUIET"):
-                        print(f"{path.name}: written by older code, recomputing {experiment}")
-                    break
-                rec["reused"], rec["stale"] = True, stale
-                if stale:
-                    self._stale_seen.setdefault(chapter_of(experiment), []).append(
-                        f"{experiment}/{path.name}")
-                return rec
-        t0, code = time.perf_counter(), code_hash(chapter_of(experiment))
+        rec = None if force else self.find(experiment, config, profile)
+        if rec is not None:
+            return rec
+        t0, code = time.perf_counter(), experiment_code_hash(experiment)
         out = fn()
-        stale_inputs = self._stale_seen.get(chapter_of(experiment), [])
+        stale_inputs = self.stale_seen(chapter_of(experiment))
         if isinstance(out, tuple):  # (values, data_source)
             out, data_source = out
         rec = self.save(experiment, config, profile, seed, out, time.perf_counter() - t0,
@@ -364,7 +383,7 @@ def copy_records(chapters: list[str], profile: str, src: Path | None = None,
         commits = {read_record(dst / profile / n)["provenance"].get("commit") for n in names}
         atomic_write_json(manifest_path(ch, profile, dst), {
             "chapter": ch, "profile": profile, "records": names, "run": run,
-            "code_hash": code_hash(ch),
+            "code_hash": code_hash(ch),  # the chapter package as a whole
             "commit": commits.pop() if len(commits) == 1 else git_commit(),
             "committed": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return copied, stale

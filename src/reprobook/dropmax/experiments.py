@@ -9,12 +9,15 @@ of each class of the 60K MNIST training set, validation = the next N. For 55K (N
 left (5,079 images, no class 5). Every model is trained once; its test rules (plug-in
 "approx", Monte-Carlo "sampled" with S = 30 and 100) share that training run.
 
-One results record per (model, size, seed) (``dropmax_run``; ``dropmax_zrun`` for the
-pathology runs); ``dropmax_mnist`` and ``dropmax_pathology`` aggregate them (median over seeds)
-into the values the ledger reads.
+Two registered experiments (:mod:`reprobook.registry`), run by :mod:`reprobook.runner`:
+``dropmax_mnist`` (one cell record ``dropmax_run`` per (model, size, seed)) and
+``dropmax_pathology`` (one ``dropmax_zrun`` per variant and seed). Their summaries (medians over
+seeds, paired gains over the test images) are the values the ledger reads. Tables and figures
+are in :mod:`reprobook.dropmax.figures`.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -22,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import registry
+from ..stats import paired_bootstrap
 from ..train import StepDecay, fit
 from .kernels import (TAU, dropmax_log_probs, dropmax_mc_probs, dropmax_probs, dropmax_terms,
                       concrete_mask, random_mask, sampled_softmax_loss, sparsemax, sparsemax_loss)
@@ -52,9 +57,14 @@ def class_split(y: torch.Tensor, n: int, classes: int = 10):
     return torch.cat(tr), torch.cat(va)
 
 
-def mnist_split(n: int, data: dict | None = None):
+@functools.cache
+def _mnist() -> dict:
     from ..data import load_mnist
-    data = data or load_mnist()
+    return load_mnist()
+
+
+def mnist_split(n: int, data: dict | None = None):
+    data = data or _mnist()
     tr, va = class_split(data["y_train"], n)
     return {"x": data["x_train"][tr], "y": data["y_train"][tr], "x_val": data["x_train"][va],
             "y_val": data["y_train"][va], "x_test": data["x_test"], "y_test": data["y_test"],
@@ -70,14 +80,26 @@ def _rho_logs(ph: torch.Tensor, y: torch.Tensor) -> dict:
             "rho_t": rho[~nt].mean()}
 
 
-def report_loss(o, ph, y, mode, alpha=10.0, variational=True, force=False, relu=False):
+def report_code_log_probs(o: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The report code's masked softmax (jamesal1/DropMax @ 5a32716, ``customlayers.py``,
+    ``maskSoftMax``): p_k = (z_k e^{o_k - max o} + 1e-4) / sum_j (z_j e^{o_j - max o} + 1e-4).
+    Unlike report eq. 5's (z + eps) e^o, the floor 1e-4 is added after the mask and relative
+    to the largest class, so a dropped class keeps a share of at least 1e-4 / K."""
+    e = torch.exp(o - o.max(1, keepdim=True).values) * z + 1e-4
+    return torch.log(e) - torch.log(e.sum(1, keepdim=True))
+
+
+def report_loss(o, ph, y, mode, alpha=10.0, variational=True, force=False, relu=False,
+                kernel="eq5"):
     """The report's objective (jamesal1/DropMax ``getRegLoss``): CE with a relaxed mask drawn
     from rho = sigmoid(ph) (report eq. 2; target NOT forced unless ``force``), plus the
     "variational" term -log(rho_t / sum_k rho_k), minus alpha x the mean Bernoulli entropy of
-    rho. ``relu`` applies ReLU to the logits (the report's test of the z -> 1 cause)."""
+    rho. ``relu`` applies ReLU to the logits (the report's test of the z -> 1 cause);
+    ``kernel="code"`` uses the report code's masked softmax (:func:`report_code_log_probs`)."""
     o = F.relu(o) if relu else o
     z = concrete_mask(ph, TAU, target=y if force else None)
-    loss = -dropmax_log_probs(o, z, mode).gather(1, y[:, None]).mean()
+    logp = report_code_log_probs(o, z) if kernel == "code" else dropmax_log_probs(o, z, mode)
+    loss = -logp.gather(1, y[:, None]).mean()
     if variational:  # -log(rho_t / sum_k rho_k), from the logits
         log_rho = F.logsigmoid(ph)
         loss = loss - (log_rho.gather(1, y[:, None]).squeeze(1)
@@ -137,12 +159,17 @@ def make_loss(name: str, cfg: dict):
     return loss_fn
 
 
-def pathology_loss(mode: str, force: bool, relu: bool, wd: float):
-    """The report's z -> 1 experiment: CE through the relaxed prior mask only (alpha = 0, no
-    variational term), with or without z_t = 1 and ReLU on the logits."""
+def pathology_loss(mode: str, force: bool, relu: bool, wd: float, objective: str = "eq5"):
+    """The report's z -> 1 experiment: CE through the relaxed prior mask only (alpha = 0),
+    with or without z_t = 1 and ReLU on the logits. ``objective="eq5"``: report eq. 5's kernel
+    and no variational term; ``"report-code"``: the report code's kernel and its variational
+    term (``getRegLoss`` with alpha = 0)."""
+    code = objective == "report-code"
+
     def loss_fn(model, x, y):
         o, ph, _ = model(x)
-        loss = report_loss(o, ph, y, mode, alpha=0.0, variational=False, force=force, relu=relu)
+        loss = report_loss(o, ph, y, mode, alpha=0.0, variational=code, force=force, relu=relu,
+                           kernel="code" if code else "eq5")
         l2 = sum(p.pow(2).sum() for p in model.decayed_parameters())
         return loss + wd * 0.5 * l2, _rho_logs(ph, y)
     return loss_fn
@@ -157,6 +184,15 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int =
     acc = torch.bincount(b, correct, minlength=bins)
     cf = torch.bincount(b, conf.double(), minlength=bins)
     return float((acc - cf).abs().sum() / len(y))
+
+
+def pack_bits(mask: torch.Tensor) -> str:
+    """A boolean vector as a hex string (one bit per test image), for paired comparisons."""
+    return np.packbits(mask.numpy().astype(np.uint8)).tobytes().hex()
+
+
+def unpack_bits(hexstr: str, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(bytes.fromhex(hexstr), np.uint8))[:n].astype(float)
 
 
 def _error(probs, y) -> float:
@@ -184,13 +220,15 @@ def evaluate(model, name: str, cfg: dict, x, y, batch: int = 1000, relu: bool = 
         main = torch.softmax(o, 1)
     elif name.startswith("random"):
         main = dropmax_probs(o, torch.full_like(o, cfg["retain"]), mode)
+    elif name.startswith("report") and cfg.get("objective") == "report-code":
+        main = report_code_log_probs(o, torch.sigmoid(ph / TAU)).exp()
     elif name.startswith("report"):  # report eq. 7: rho* = sigmoid(rho^h / tau)
         main = dropmax_probs(o, torch.sigmoid(ph / TAU), mode)
     else:
         main = dropmax_probs(o, torch.sigmoid(ph), mode)
     us = (time.perf_counter() - t0) / len(x) * 1e6
     out = {"error": {"approx": _error(main, y)}, "ece": expected_calibration_error(main, y) * 100,
-           "us_per_image": us}
+           "us_per_image": us, "wrong": pack_bits(main.argmax(1) != y)}
     if name in SAMPLED_RULES:
         retain = (torch.full_like(o, cfg["retain"]) if name.startswith("random")
                   else torch.sigmoid(ph))
@@ -238,6 +276,7 @@ def train_one(name: str, split: dict, cfg: dict, loss_fn=None, relu: bool = Fals
         val = evaluate(model, name, {**cfg, "samples": ()}, split["x_val"], split["y_val"],
                        relu=relu)
         out["val_error"] = val["error"]["approx"]
+    out["n_test"] = len(split["y_test"][:cfg["test_n"]])
     out.update(train_s=train_s, ms_per_step=train_s / steps * 1e3, steps=steps, params=params,
                epochs=cfg["epochs"], n_train=n,
                hist={k: v for k, v in hist.items() if isinstance(v, list)})
@@ -250,42 +289,40 @@ def _median(xs):
     return float(np.median(xs)) if xs else None
 
 
-def _run_config(settings: dict, **kw) -> dict:
-    base = {k: v for k, v in settings.items() if k not in ("sizes", "seeds", "pathology")}
-    return {**base, **kw}
+def _base(cfg: dict) -> dict:
+    """The settings every cell of an experiment shares (what its record's config holds)."""
+    return {k: v for k, v in cfg.items() if k not in ("sizes", "seeds", "code_seeds", "n_boot")}
 
 
-def _run_ids(recs: dict) -> list[str]:
-    """The aggregate's config: each run's config hash and finish time, so that a rerun of any
-    run (new code) makes a new aggregate."""
-    return sorted(f"{r['config_hash']}@{r['provenance'].get('finished')}" for r in recs.values())
+def mnist_cells(cfg: dict) -> list[dict]:
+    """One cell per (size, model, seed) of the profile."""
+    return [{**_base(cfg), "model": m, "size": size, "seed": seed, "epochs": spec["epochs"]}
+            for size, spec in cfg["sizes"].items() for m in spec["models"]
+            for seed in cfg["seeds"]]
 
 
-def run_table(settings: dict, profile: str, store, data: dict | None = None,
-              progress=None, device="cpu") -> dict:
-    """Every (size, model, seed) run of the profile (one record each), then the aggregate
-    record ``dropmax_mnist`` the ledger reads. Returns the aggregate record."""
-    from ..data import load_mnist
-    data = data or load_mnist()
-    cells = [(size, m, seed) for size, spec in settings["sizes"].items()
-             for m in spec["models"] for seed in settings["seeds"]]
-    recs = {}
-    for size, m, seed in (progress(cells) if progress else cells):
-        spec = settings["sizes"][size]
-        cfg = _run_config(settings, model=m, size=size, seed=seed, epochs=spec["epochs"])
-
-        def fn(cfg=cfg, size=size, m=m):
-            sp = mnist_split(SIZES[size], data)
-            return train_one(m, sp, cfg, device=device), sp["source"]
-        recs[(size, m, seed)] = store.run("dropmax_run", cfg, profile, seed, fn)
-    return store.run("dropmax_mnist", {"runs": _run_ids(recs)}, profile, settings["seeds"][0],
-                     lambda: aggregate_table(recs, settings))
+def mnist_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    """Train one model on one training-set size with one seed; test it."""
+    sp = mnist_split(SIZES[cfg["size"]])
+    return train_one(cfg["model"], sp, cfg, device=ctx.device), sp["source"]
 
 
-def aggregate_table(recs: dict, settings: dict) -> dict:
-    """Medians over seeds of every run value, and the derived comparisons of the ledger."""
+def _slice(cfg: dict) -> tuple[dict, float]:
+    """A one-epoch slice of a cell on 1,000 test images, and how many such epochs the cell has."""
+    return {**cfg, "epochs": 1, "test_n": 1000, "samples": []}, cfg["epochs"]
+
+
+def _memory_gb(cfg: dict) -> float:
+    """MNIST in memory (70K float32 images) plus the network, activations and Adam state."""
+    return round(70_000 * 784 * 4 / 1e9 + 0.3, 2)
+
+
+def summarise_mnist(cells: list, cfg: dict) -> dict:
+    """Medians over seeds of every run value, the derived comparisons of the ledger, and each
+    model's paired gain over softmax with its interval (:func:`paired_gains`)."""
+    recs = {(c["size"], c["model"], c["seed"]): {"values": v} for c, v in cells}
     v = {"error": {}, "ece": {}, "ms_per_step": {}, "us_per_image": {}, "params": {},
-         "epochs": {}, "runs": len(settings["seeds"]), "val_error": {}}
+         "epochs": {}, "runs": len(cfg["seeds"]), "val_error": {}}
     groups: dict = {}
     for (size, m, seed), rec in recs.items():
         groups.setdefault((size, m), []).append(rec["values"])
@@ -329,110 +366,93 @@ def aggregate_table(recs: dict, settings: dict) -> dict:
                        for m, d in v["us_per_image"].items()}
     if "softmax" in v["params"]:
         v["param_ratio"] = {m: p / v["params"]["softmax"] for m, p in v["params"].items()}
+    v["paired_gain"] = paired_gains(recs, cfg.get("n_boot", 2000))
     return v
+
+
+def paired_gains(recs: dict, n_boot: int = 2000) -> dict:
+    """Each model's gain over softmax in test-error points, paired over the same seeds and test
+    images: mean over seeds of (softmax wrong - model wrong) per image, with a 95 % bootstrap
+    interval over the images. {model: {size: {mean, lo, hi, seeds}}}."""
+    out: dict = {}
+    for size in sorted({s for s, _, _ in recs}):
+        seeds = sorted(sd for s, m, sd in recs if s == size and m == "softmax")
+        for m in sorted({m for s, m, _ in recs if s == size and m != "softmax"}):
+            both = [sd for sd in seeds if (size, m, sd) in recs]
+            if not both or "wrong" not in recs[(size, "softmax", both[0])]["values"]:
+                continue
+            bits = {mm: np.stack([unpack_bits(recs[(size, mm, sd)]["values"]["wrong"],
+                                              recs[(size, mm, sd)]["values"]["n_test"])
+                                  for sd in both]) for mm in ("softmax", m)}
+            mean, lo, hi = paired_bootstrap(bits["softmax"] * 100, bits[m] * 100, n_boot)
+            out.setdefault(m, {})[size] = {"mean": mean, "lo": lo, "hi": hi, "seeds": len(both)}
+    return out
 
 
 PATHOLOGY_VARIANTS = [(mode, force, relu) for mode in ("logit", "class")
                       for force in (False, True) for relu in (False, True)]
+CODE_VARIANTS = [("class", force, False) for force in (False, True)]
 
 
-def variant_name(mode: str, force: bool, relu: bool) -> str:
-    return f"{mode}-{'forced' if force else 'free'}-{'relu' if relu else 'linear'}"
+def variant_name(mode: str, force: bool, relu: bool, objective: str = "eq5") -> str:
+    name = f"{mode}-{'forced' if force else 'free'}-{'relu' if relu else 'linear'}"
+    return f"code-{name}" if objective == "report-code" else name
 
 
-def run_pathology(settings: dict, profile: str, store, data: dict | None = None,
-                  progress=None, device="cpu") -> dict:
-    """The report's z -> 1 pathology (report §2, §4.2): CE through the relaxed prior mask
-    only, 1K training set; per epoch the mean non-target retain probability and the share of
-    it above 0.99, for each (mode, forced z_t = 1, ReLU on the logits) variant."""
-    from ..data import load_mnist
-    data = data or load_mnist()
-    ps = settings["pathology"]
-    recs = {}
-    for mode, force, relu in (progress(PATHOLOGY_VARIANTS) if progress else PATHOLOGY_VARIANTS):
-        cfg = _run_config(settings, model=f"report-{mode}", size="1k", force=force, relu=relu,
-                          seed=settings["seeds"][0], epochs=ps["epochs"], samples=[],
-                          test_n=ps.get("test_n", settings["test_n"]))
-
-        def fn(cfg=cfg, mode=mode, force=force, relu=relu):
-            sp = mnist_split(SIZES["1k"], data)
-            loss = pathology_loss(mode, force, relu, cfg["weight_decay"])
-            return (train_one(f"report-{mode}", sp, cfg, loss, relu=relu, device=device),
-                    sp["source"])
-        recs[variant_name(mode, force, relu)] = store.run("dropmax_zrun", cfg, profile,
-                                                         cfg["seed"], fn)
-    hashes = _run_ids(recs)
-
-    def agg():
-        out = {"rho_nt": {}, "rho_nt_99": {}, "rho_nt_curve": {}, "error": {},
-               "epochs": ps["epochs"]}
-        for name, rec in recs.items():
-            h = rec["values"]["hist"]
-            out["rho_nt"][name], out["rho_nt_99"][name] = h["rho_nt"][-1], h["rho_nt_99"][-1]
-            out["rho_nt_curve"][name] = h["rho_nt"]
-            out["error"][name] = rec["values"]["error"]["approx"]
-        return out
-    return store.run("dropmax_pathology", {"runs": hashes}, profile, settings["seeds"][0], agg)
+def pathology_cells(cfg: dict) -> list[dict]:
+    """The report's z -> 1 pathology (report §2, §4.2): eight variants of report eq. 5 with the
+    first seed, and the report code's own kernel and objective (drop-class, free or forced
+    z_t) with every seed of ``code_seeds``."""
+    base = {**_base(cfg), "size": "1k", "samples": []}
+    cells = [{**base, "model": f"report-{mode}", "force": force, "relu": relu,
+              "seed": cfg["seeds"][0]} for mode, force, relu in PATHOLOGY_VARIANTS]
+    cells += [{**base, "model": f"report-{mode}", "force": force, "relu": relu, "seed": seed,
+               "objective": "report-code"}
+              for mode, force, relu in CODE_VARIANTS for seed in cfg.get("code_seeds", [])]
+    return cells
 
 
-# --------------------------------------------------------------------------- figures and tables
-def plot_pathology(values: dict):
-    """Mean non-target retain probability per epoch, one line per pathology variant."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    colours = {"free-linear": "C0", "free-relu": "C1", "forced-linear": "C2", "forced-relu": "C3"}
-    for ax, mode in zip(axes, ("logit", "class")):
-        for name, curve in values["rho_nt_curve"].items():
-            if name.startswith(mode):
-                tag = name[len(mode) + 1:]
-                ax.plot(range(1, len(curve) + 1), curve, label=tag, color=colours[tag],
-                        ls="-" if "free" in name else "--", lw=1.5 if "relu" in name else 2.5)
-        ax.set(title=f"drop-{mode}", xlabel="epoch", ylim=(0, 1))
-        ax.axhline(0.99, color="grey", lw=0.5)
-    axes[0].set_ylabel("mean non-target rho")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+def pathology_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    """CE through the relaxed prior mask only, 1K training set; per epoch the mean non-target
+    retain probability and the share of it above 0.99."""
+    mode = cfg["model"].split("-")[1]
+    sp = mnist_split(SIZES["1k"])
+    loss = pathology_loss(mode, cfg["force"], cfg["relu"], cfg["weight_decay"],
+                          cfg.get("objective", "eq5"))
+    return train_one(cfg["model"], sp, cfg, loss, relu=cfg["relu"], device=ctx.device), sp["source"]
 
 
-ICLR_1K = {"softmax": 7.17, "sampled-uniform": 7.48, "sampled-learned": 7.62,
-           "sparsemax": 6.84, "random-logit:s100": 7.25, "random-logit:approx": 7.26,
-           "adaptive-logit:s100": 6.70, "adaptive-logit:approx": 6.66}
-NEURIPS_1K = {"softmax": 7.09, "sparsemax": 6.57, "sampled-uniform": 7.36,
-              "random-class": 7.19, "attention": 6.91, "q-eq-p": 7.52, "adaptive-class": 5.32}
-REPORT_1K = {"softmax": 4.00, "sparsemax-ce": 23.02, "random-class": 3.57,
-             "random-logit": 3.54, "report-class": 3.04, "report-logit": 2.97}
+def summarise_pathology(cells: list, cfg: dict) -> dict:
+    """Per variant: the final mean non-target rho, its share above 0.99, the curve and the test
+    error (medians over seeds for the report-code variants, each seed under ``*_seeds``)."""
+    runs: dict = {}
+    for c, v in cells:
+        name = variant_name(c["model"].split("-")[1], c["force"], c["relu"],
+                            c.get("objective", "eq5"))
+        runs.setdefault(name, []).append(v)
+    out = {"rho_nt": {}, "rho_nt_99": {}, "rho_nt_curve": {}, "error": {}, "rho_nt_seeds": {},
+           "epochs": cfg["epochs"]}
+    for name, vs in runs.items():
+        out["rho_nt"][name] = _median([v["hist"]["rho_nt"][-1] for v in vs])
+        out["rho_nt_99"][name] = _median([v["hist"]["rho_nt_99"][-1] for v in vs])
+        out["rho_nt_curve"][name] = vs[0]["hist"]["rho_nt"]
+        out["error"][name] = _median([v["error"]["approx"] for v in vs])
+        out["rho_nt_seeds"][name] = len(vs)
+    return out
 
 
-def error_table(values: dict, size: str = "1k"):
-    """One row per (model, test rule): ICLR Table 1, the NeurIPS poster, the report's Table 2
-    and ours at ``size`` (test error %), with our ECE and the validation error."""
-    import pandas as pd
-    rows = []
-    for m, rules in values["error"].items():
-        for rule, by_size in rules.items():
-            if size not in by_size:
-                continue
-            key = f"{m}:{rule}"
-            first = rule == "approx"
-            rows.append({"model": m, "test rule": rule,
-                         "ICLR": ICLR_1K.get(key, ICLR_1K.get(m) if first else None)
-                         if size == "1k" else None,
-                         "NeurIPS": NEURIPS_1K.get(m) if first and size == "1k" else None,
-                         "report": REPORT_1K.get(m) if first and size == "1k" else None,
-                         "ours": round(by_size[size], 2),
-                         "ours ECE": round(values["ece"][m][size], 2) if first else None,
-                         "ours val": values["val_error"][m].get(size) if first else None})
-    return pd.DataFrame(rows).set_index(["model", "test rule"])
+MNIST_OUTPUTS = ("error", "ece", "ms_per_step", "us_per_image", "params", "epochs", "runs",
+                 "val_error", "kept_correct", "kept_wrong", "target_kept", "zero_target", "rho_nt",
+                 "gain", "sampled_minus_approx", "ece_gain", "class_minus_logit", "step_ratio",
+                 "test_ratio", "param_ratio", "paired_gain")
+_MODULES = ("dropmax/kernels.py", "dropmax/models.py", "dropmax/experiments.py")
 
-
-def overhead_table(values: dict, size: str = "1k"):
-    """Parameters, ms per training step and us per test image, and their ratio to softmax."""
-    import pandas as pd
-    rows = {m: {"parameters": values["params"][m],
-                "ms / step": round(values["ms_per_step"][m][size], 1),
-                "us / test image": round(values["us_per_image"][m][size], 1),
-                "step / softmax": round(values["step_ratio"].get(m, {}).get(size, float("nan")), 2),
-                "test / softmax": round(values["test_ratio"].get(m, {}).get(size, float("nan")), 2)}
-            for m in values["params"] if size in values["ms_per_step"].get(m, {})}
-    return pd.DataFrame(rows).T
+registry.register(registry.Experiment(
+    name="dropmax_mnist", chapter="dropmax", compute=mnist_cell, cells=mnist_cells,
+    cell_name="dropmax_run", summarise=summarise_mnist, modules=_MODULES,
+    outputs=MNIST_OUTPUTS, slice=_slice, memory_gb=_memory_gb))
+registry.register(registry.Experiment(
+    name="dropmax_pathology", chapter="dropmax", compute=pathology_cell, cells=pathology_cells,
+    cell_name="dropmax_zrun", summarise=summarise_pathology, modules=_MODULES,
+    outputs=("rho_nt", "rho_nt_99", "rho_nt_curve", "error", "rho_nt_seeds", "epochs"),
+    slice=_slice, memory_gb=_memory_gb))

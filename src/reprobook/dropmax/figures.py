@@ -1,0 +1,37 @@
+"""DropMax chapter figures and tables, drawn from the records' values (never computed here,
+never hashed: a change here stales no evidence)."""
+from __future__ import annotations
+
+
+def plot_pathology(values: dict):
+    """Mean non-target retain probability per epoch, one line per pathology variant."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    colours = {"free-linear": "C0", "free-relu": "C1", "forced-linear": "C2", "forced-relu": "C3"}
+    for ax, mode in zip(axes, ("logit", "class")):
+        for name, curve in values["rho_nt_curve"].items():
+            code = name.startswith("code-")
+            if name.removeprefix("code-").startswith(mode):
+                tag = name.removeprefix("code-")[len(mode) + 1:]
+                ax.plot(range(1, len(curve) + 1), curve, color="C4" if code else colours[tag],
+                        label=("report code, " if code else "") + tag,
+                        ls=":" if code else "-" if "free" in name else "--",
+                        lw=1.5 if "relu" in name else 2.5)
+        ax.set(title=f"drop-{mode}", xlabel="epoch", ylim=(0, 1))
+        ax.axhline(0.99, color="grey", lw=0.5)
+    axes[0].set_ylabel("mean non-target rho")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def overhead_table(values: dict, size: str = "1k"):
+    """Parameters, ms per training step and us per test image, and their ratio to softmax."""
+    import pandas as pd
+    rows = {m: {"parameters": values["params"][m],
+                "ms / step": round(values["ms_per_step"][m][size], 1),
+                "us / test image": round(values["us_per_image"][m][size], 1),
+                "step / softmax": round(values["step_ratio"].get(m, {}).get(size, float("nan")), 2),
+                "test / softmax": round(values["test_ratio"].get(m, {}).get(size, float("nan")), 2)}
+            for m in values["params"] if size in values["ms_per_step"].get(m, {})}
+    return pd.DataFrame(rows).T
