@@ -27,7 +27,7 @@ chapter: venv
 # executes every chapter from scratch at `small` (committed evidence off, an empty results root)
 NBVAL_RESULTS := $(abspath _build/nbval-results)
 test: venv
-	$(BIN)/python -m jupytext --quiet --update --to ipynb notebooks/*.py book/summary.py book/status.py
+	$(BIN)/python -m jupytext --quiet --update --to ipynb notebooks/*.py book/intro.py book/summary.py book/status.py
 	REPRO_QUIET=1 $(BIN)/python -m pytest -q tests
 	@echo "numerics under ATEN_CPU_CAPABILITY=default"
 	ATEN_CPU_CAPABILITY=default REPRO_QUIET=1 $(BIN)/python -m pytest -q -m numerics tests
@@ -38,7 +38,7 @@ test: venv
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 REPRO_QUIET=1 $(BIN)/python -m pytest -q -m numerics tests
 	rm -rf $(NBVAL_RESULTS)
 	REPRO_QUIET=1 REPRO_EVIDENCE=none REPRO_RESULTS=$(NBVAL_RESULTS) $(BIN)/python -m pytest -q \
-	  --nbval-lax --junitxml=_build/nbval.xml notebooks book/summary.ipynb book/status.ipynb
+	  --nbval-lax --junitxml=_build/nbval.xml notebooks book/intro.ipynb book/summary.ipynb book/status.ipynb
 	$(BIN)/python tools/nbval_times.py _build/nbval.xml
 
 bench: venv

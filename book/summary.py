@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from reprobook import book, claims
+from reprobook import book, claims, pages
 from reprobook.plotting import use_style
 from reprobook.results import evidence_profile
 
@@ -36,6 +36,7 @@ use_style()
 
 evidence = {ch: evidence_profile(ch, profile) for ch in book.CHAPTERS}
 tables = {ch: book.evaluate(ch, evidence[ch]) for ch in book.CHAPTERS}
+shown = {ch: book.with_profiles(t) for ch, t in tables.items()}
 counts = pd.DataFrame({ch: claims.counts(t) for ch, t in tables.items()}).T
 counts["claims"] = counts.sum(axis=1)
 counts.insert(0, "evidence", pd.Series(evidence))
@@ -76,14 +77,26 @@ display(own)
 
 # %% [markdown]
 # ## Every claim
+#
+# One table of all claims of the five ledgers: type in the box to search, pick a chapter,
+# a verdict or a profile to filter, click a column title to sort. Headline claims (★) come
+# first; each id links to the claim's row in its chapter, where its sources, conditions and
+# the record it was judged on are.
 
 # %% tags=["remove-input"]
-for ch, t in tables.items():
-    display(Markdown(f"### {ch}"))
-    shown = book.with_profiles(t)[["id", "claim", "paper", "report", "reference", "ours",
-                                   "verdict vs paper", "verdict vs report",
-                                   "verdict, no published value", "why"]]
-    display(HTML(book.table_html(shown)))
+display(HTML(pages.explorer_html(shown)))
+
+# %% [markdown]
+# ## Downloads
+
+# %% tags=["remove-input"]
+files = pages.write_downloads(shown)
+display(HTML("<ul>" + "".join(f'<li><a href="../downloads/{path}">{label}</a></li>'
+                              for label, path in files.items()) + "</ul>"
+             "<p>The verdicts files hold one row per claim: both verdicts, ours, the published "
+             "numbers and their sources, the profile, the record (commit) and the key it was "
+             "read from. The records themselves are in the repository's <code>results/</code> "
+             "folder, one JSON file per run with its provenance.</p>"))
 
 # %% tags=["remove-cell"]
 assert total.loc["all chapters", "claims"] + own["claims"].sum() == sum(len(t) for t in tables.values())

@@ -24,6 +24,8 @@ _before = set(globals())
 profile = "small"
 seed = 0
 device = "auto"
+executor = "local"
+address = ""
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
@@ -35,10 +37,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from reprobook import book, data, htsr
+from reprobook import book, htsr
 
-run = book.start("htsr", profile, seed, device, _new)
-store = book.store()
+run = book.start("htsr", profile, seed, device, _new, executor, address)
 display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.device}`."))
 
 # %% [markdown]
@@ -71,7 +72,7 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # about 1/1000 of the authors' SGD steps at batch 2 and a handful of steps in all at batch 500. How far the FC
 # spectra leave their initialisation at that budget is measured below (the KS distance to
 # epoch 0); every claim about trained spectra or accuracies reads *inconclusive at small*,
-# with the condition that failed (`needs mini_train >= 50000`, or a sanity condition such as
+# with the condition that failed (`needs n_train >= 50000`, or a sanity condition such as
 # `test_acc.1000 > 0.3`). What `small` can test: the epoch-0 spectra (the initialiser's
 # $\sigma$, no spikes), the matrix shapes, and every kernel (in the unit tests). `full` is the
 # authors' protocol.
@@ -135,7 +136,7 @@ display(Markdown("**Phase rules** (`reprobook.htsr.PHASE_RULES`):\n\n" + "\n".jo
 # LeNet5 on all 60,000 MNIST images for 12 epochs, which tests the LeNet5 claims, and runs the
 # MiniAlexNet sweep at all 11 batch sizes for 10 epochs, but on 1,000 images: the authors'
 # sweep on the 50,000 images (100 epochs × 12 batch sizes × 10 runs) would take this CPU far
-# longer than a chapter can (the speed table below projects it from this run's epoch times). The sweep's claims need the whole training set (`needs mini_train >=
+# longer than a chapter can (the speed table below projects it from this run's epoch times). The sweep's claims need the whole training set (`needs n_train >=
 # 50000`) and stay *inconclusive* until a `full` run on a GPU. The pretrained-network and
 # random-matrix analyses are the same at every profile.
 
@@ -167,10 +168,8 @@ display(Markdown(f"MP theory for entries $N(0,1)$: $\\lambda^+ = N(1+Q^{{-1/2}})
 # ### Experiment 1: LeNet5 on MNIST (report §3.1)
 
 # %%
-mnist = data.load_mnist()
-lenet = htsr.run_lenet5(store, run.profile, run.seed, run.settings, mnist, device=run.device,
-                        progress=book.progress)
-lv = lenet["values"]
+lv = run.run("htsr_lenet5")["values"]
+lcfg = run.runner.config("htsr_lenet5")
 spec = htsr.Spectrum(np.asarray(lv["evals_fc1"]), N=2450, M=500)
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
 htsr.plot_esd(spec, ax=ax[0], title="LeNet5 FC1: ESD and MP fit")
@@ -178,9 +177,10 @@ htsr.plot_tail(spec, ax=ax[1], title="LeNet5 FC1: log-log tail and power-law fit
 fig.tight_layout()
 
 # %% tags=["remove-input"]
-display(Markdown(f"{run['lenet_epochs']} epochs on {run['lenet_train']:,} MNIST images "
+display(Markdown(f"{lcfg['epochs']} epochs on {lcfg['n_train']:,} MNIST images "
                  f"(the report: 20 epochs, 60,000); train accuracy {lv['train_acc']:.4f}."))
-htsr.lenet5_table(lv)
+book.published_table("htsr", run.profile, r"^(fc1\.|test_acc$|train_acc$|epochs$)",
+                     experiment="htsr_lenet5")
 
 # %% [markdown]
 # ### Experiment 2: MiniAlexNet batch-size sweep on CIFAR-10 (report §3.3–3.4)
@@ -190,15 +190,14 @@ htsr.lenet5_table(lv)
 # ($384\times192$, $Q=2$) eigenvalues are pooled over runs before fitting.
 
 # %%
-cifar = data.load_cifar10()
-mini = htsr.run_minialexnet(store, run.profile, run.seed, run.settings, cifar,
-                            device=run.device, progress=book.progress)
+mrec = run.run("htsr_minialexnet")
+mini, mcfg = mrec["values"], run.runner.config("htsr_minialexnet")
 fig = htsr.plot_sweep_metrics(mini)
 
 # %% tags=["remove-input"]
 display(Markdown(
-    f"CIFAR-10 copy used: **{cifar['source']}**. {run['mini_train']:,} training and "
-    f"{run['mini_test']:,} test images, {run['mini_epochs']} epochs, {run['mini_runs']} run(s) "
+    f"CIFAR-10 copy used: **{mrec['provenance']['data_source']}**. {mcfg['n_train']:,} training "
+    f"and {mcfg['n_test']:,} test images, {mcfg['epochs']} epochs, {mcfg['runs']} run(s) "
     f"per batch size (the authors: 50,000 / 10,000, up to 100 epochs, 10 runs). Best test "
     f"accuracy at batch size **{mini['best_batch']}**; Spearman rank correlation with batch "
     f"size: test accuracy {mini['test_acc_spearman']:+.2f}, FC1 $\\alpha$ "
@@ -218,6 +217,8 @@ acc
 fig = htsr.plot_sweep_esds(mini, "fc1")
 
 # %% tags=["remove-input"]
+display(book.published_table("htsr", run.profile, r"^fc1\.(phase|alpha|soft_rank)\.\d+$",
+                             experiment="htsr_minialexnet"))
 htsr.sweep_table(mini, "fc1")
 
 # %% [markdown]
@@ -227,6 +228,8 @@ htsr.sweep_table(mini, "fc1")
 fig = htsr.plot_sweep_esds(mini, "fc2")
 
 # %% tags=["remove-input"]
+display(book.published_table("htsr", run.profile, r"^fc2\.(phase|alpha|soft_rank)\.\d+$",
+                             experiment="htsr_minialexnet"))
 htsr.sweep_table(mini, "fc2")
 
 # %% [markdown]
@@ -236,17 +239,17 @@ htsr.sweep_table(mini, "fc2")
 # batches generalise better" may only say that large batches were trained less. The control
 # trains a few batch sizes for the same number of steps (constant learning rate 0.01, since
 # the per-epoch decay would differ between batch sizes). Its claim
-# (`fixed-steps-smaller-batch-better-test`) needs equal steps (`steps_equal == true`, recorded
+# (`fixed-steps-smaller-batch-better-test`) needs equal steps (`distinct_steps == 1`, recorded
 # with the steps per batch size) and networks above chance.
 
 # %%
-fixed = htsr.run_fixed_steps(store, run.profile, run.seed, run.settings, cifar,
-                             device=run.device, progress=book.progress)
+fixed = run.run("htsr_fixed_steps")["values"]
+fcfg = run.runner.config("htsr_fixed_steps")
 fig = htsr.plot_fixed_steps(fixed, mini)
 
 # %% tags=["remove-input"]
 display(Markdown(
-    f"{run['fixed_steps']} SGD steps at each of the batch sizes {run['fixed_batches']}. "
+    f"{fcfg['steps']} SGD steps at each of the batch sizes {fcfg['batches']}. "
     f"Spearman rank correlation of test accuracy with batch size: "
     f"{fixed['test_acc_spearman']:+.2f}. The sweep's steps ranged from "
     f"{min(mini['steps'].values()):,} to {max(mini['steps'].values()):,}."))
@@ -261,17 +264,21 @@ htsr.fixed_steps_table(fixed)
 # pretrained networks that install offline from PyPI.
 
 # %%
-pre = htsr.run_pretrained(store, run.profile, run.seed, run["pretrained"])
+prec = run.run("htsr_pretrained")
+pre = {"tables": {n: pd.DataFrame(rows) for n, rows in prec["values"]["tables"].items()},
+       "seconds": prec["values"]["seconds"]} if prec else {"tables": {}, "seconds": {}}
 summaries = pd.DataFrame({name: htsr.summary(df) for name, df in pre["tables"].items()}).T
 summaries["seconds to analyse"] = pd.Series(pre["seconds"])
 summaries
 
 # %% tags=["remove-input"]
-for name, why in pre["missing"].items():
-    display(Markdown(f"**Not run: {name}.** {why}"))
-if "alexnet" in pre["tables"]:
-    alex = book.results_for("htsr", run.profile)["htsr_alexnet"]["values"]
-    display(pd.DataFrame(alex).T[["alpha", "D", "soft_rank", "spikes", "phase"]])
+alex = run.run("htsr_alexnet")
+for why in {**run.runner.missing.get("htsr_pretrained", {}),
+            **run.runner.missing.get("htsr_alexnet", {})}.values():
+    display(Markdown(f"**Not run**: {why}"))
+if alex:
+    display(pd.DataFrame({fc: alex["values"][fc] for fc in ("fc1", "fc2", "fc3")}).T[
+        ["alpha", "D", "soft_rank", "spikes", "phase"]])
 
 # %%
 fig = htsr.plot_alpha_histograms(pre["tables"])
@@ -284,7 +291,7 @@ fig = htsr.plot_alpha_histograms(pre["tables"])
 # epochs at batch sizes 2 and 500.
 
 # %% tags=["remove-input"]
-htsr.speed_table(null_seconds, pre, mini, run["mini_train"])
+htsr.speed_table(null_seconds, pre, mini, mcfg["n_train"])
 
 # %% [markdown]
 # ### Paper scale: the `full` cells a lent GPU computed
@@ -362,7 +369,7 @@ _why.value_counts().rename("claims").to_frame() if len(_inc) else Markdown("None
 # %% tags=["remove-cell"]
 # Bug checks only (scientific results are tested in tests/test_htsr.py and judged in the ledger).
 assert lv["fc1"]["Q"] == 4.9 and 0 <= lv["test_acc"] <= 1
-assert set(mini["batches"]) == set(run["mini_batches"])
+assert set(mini["batches"]) == set(mcfg["batches"])
 assert all(0 <= a <= 1 for a in mini["test_acc"].values())
-assert fixed["steps_equal"] and set(fixed["batches"]) == set(run["fixed_batches"])
+assert fixed["distinct_steps"] == 1 and set(fixed["batches"]) == set(fcfg["batches"])
 assert len(table) == tally.sum() + sum(tally.attrs["own"].values()) and (tally.drop("not run") > 0).any(), "no verdicts computed"

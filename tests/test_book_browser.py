@@ -112,7 +112,7 @@ def test_summary_shows_whole_claims_and_both_verdict_columns(server, driver):
     driver.get(f"{server}/book/summary.html")
     heads = driver.execute_script(
         "return Array.from(document.querySelectorAll('table.verdicts th')).map(e => e.innerText)")
-    assert "verdict vs paper" in heads and "verdict vs report" in heads
+    assert "vs paper" in heads and "vs report" in heads
     cells = driver.execute_script(
         "return Array.from(document.querySelectorAll('table.verdicts td')).map(e => e.innerText)")
     assert cells and not [c for c in cells if c.rstrip().endswith("...")], "claims are cut"
@@ -120,3 +120,66 @@ def test_summary_shows_whole_claims_and_both_verdict_columns(server, driver):
         "return document.querySelectorAll('table.verdicts span.verdict').length")
     assert labels > 0
     assert len(driver.find_elements("css selector", "img")) >= 1, "the verdict bar chart"
+
+
+def _at_width(driver, width=1400):
+    driver.set_window_size(width, 1000)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("notebooks/")])
+def test_verdict_column_is_visible_without_sideways_scrolling(server, driver, page):
+    """At 1400 px the verdict column of every verdict table ends inside the article column,
+    and no verdict table sits in a horizontal scroller it overflows."""
+    _at_width(driver)
+    driver.get(f"{server}/{page}")
+    found = driver.execute_script("""
+        return Array.from(document.querySelectorAll('table.verdicts')).map(t => {
+          const main = document.querySelector('main, article, .bd-article') || document.body;
+          const last = t.tHead.rows[0].cells[t.tHead.rows[0].cells.length - 1];
+          let p = t.parentElement, over = false;
+          while (p && p !== document.body) {
+            if (p.scrollWidth > p.clientWidth + 1 && getComputedStyle(p).overflowX !== 'visible') over = true;
+            p = p.parentElement;
+          }
+          return {right: last.getBoundingClientRect().right,
+                  limit: main.getBoundingClientRect().right, header: last.innerText, over: over};
+        })""")
+    assert found, f"{page} has no verdict table"
+    for t in found:
+        assert t["header"] == "verdict"
+        assert t["right"] <= t["limit"] + 1 and not t["over"], f"{page}: {t}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_claim_id_has_an_anchor_and_no_private_source_is_cited(server, driver, page):
+    driver.get(f"{server}/{page}")
+    text = driver.execute_script("return document.body.innerText")
+    for bad in ("shared/specs", "spec §", "[R"):
+        assert bad not in text, f"{page} cites {bad!r}"
+    links = driver.execute_script("""
+        return Array.from(document.querySelectorAll('a.claim-id')).map(a => a.getAttribute('href'))""")
+    here = [h[1:] for h in links if h.startswith("#")]
+    missing = [h for h in here if not driver.execute_script(
+        "return !!document.getElementById(arguments[0])", h)]
+    assert not missing, f"{page}: claim links without an anchor: {missing[:5]}"
+
+
+def test_summary_fits_in_ten_screens_and_has_the_explorer_and_downloads(server, driver):
+    _at_width(driver)
+    driver.get(f"{server}/book/summary.html")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    assert height <= 10 * 1000, f"summary page is {height} px tall"
+    assert driver.find_elements("css selector", "#claim-explorer tbody tr")
+    hrefs = driver.execute_script(
+        "return Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))")
+    for name in ("verdicts.csv", "verdicts.json"):
+        assert any(h and h.endswith(name) for h in hrefs), f"no download link to {name}"
+    import urllib.request
+    with urllib.request.urlopen(f"{server}/downloads/verdicts.csv") as r:
+        assert r.read(200).startswith(b"chapter,id,")
+
+
+def test_intro_shows_the_five_cards(server, driver):
+    driver.get(f"{server}/index.html")
+    cards = driver.find_elements("css selector", ".sd-card")
+    assert len(cards) == 5 and all("Does it reproduce?" in c.text for c in cards)

@@ -428,13 +428,16 @@ def test_summarise_minialexnet_trends_and_report_phases():
                 "evals_fc2": htsr.esd(f32(w2)).evals.tolist()}
 
     runs = {2: [fake(2, 1.5, 0.77)], 16: [fake(16, 2.5, 0.75)], 500: [fake(500, None, 0.70)]}
-    out = htsr.summarise_minialexnet(runs, {})
+    out = htsr.summarise_minialexnet(runs)
     assert out["fc1"]["phase"]["2"] == "Heavy-Tailed" and out["fc1"]["phase"]["500"] == "Random-like"
-    assert out["fc1"]["phase_match"]["2"] is True  # the report: Heavy-Tailed at batch 2
-    assert out["fc1"]["phase_match"]["500"] is True  # the report: Random-like at batch 500
-    assert out["alpha_monotone"] and out["test_acc_monotone"]
-    assert out["best_batch"] == 2 and not out["peak_bs8"]
-    assert htsr.report_phases()[("fc2", 32)] == "Bulk-decay"
+    assert out["alpha_spearman"] == pytest.approx(1.0) and out["test_acc_spearman"] == pytest.approx(-1.0)
+    assert out["best_batch"] == 2
+    # the ledger judges the labels: the report's Heavy-Tailed at batch 2 and Random-like at 500
+    led = {c.id: c for c in claims.load_ledger("htsr")}
+    rows = claims.evaluate([led["mini-fc1-bs2-phase"], led["mini-fc1-bs500-phase"]],
+                           {"htsr_minialexnet": {"values": out, "config": {"n_train": 50000,
+                            "epochs": 100, "runs": 10}, "profile": "full"}})
+    assert list(rows["verdict vs report"]) == ["reproduced", "reproduced"], rows["why"].tolist()
 
 
 def test_pretrained_names_checked():
@@ -542,9 +545,8 @@ def test_lenet5_training_reproduces_pre_package_numbers():
 @pytest.mark.numerics
 def test_minialexnet_run_reproduces_pre_package_numbers():
     cf = _data_or_skip(lambda d: d.load_cifar10(download=False))
-    s = {"mini_train": 256, "mini_test": 256, "mini_epochs": 2}
-    x, y, xt, yt = htsr.minialexnet_data(cf, s, 0)
-    r = htsr.train_minialexnet(16, 0, s, x, y, xt, yt, 0)
+    x, y, xt, yt = htsr.minialexnet_data(cf, 256, 256, 0)
+    r = htsr.train_minialexnet(16, 0, 2, x, y, xt, yt, 0)
     assert r["steps"] == 2 * 16
 
     # (1) the pre-package train_minialexnet (c87b97d^ L791-806) beside it: same seed and data
@@ -648,9 +650,9 @@ def _fake_runs(batches, rng):
 def test_sweep_record_holds_every_key_the_ledger_reads():
     rng = np.random.default_rng(34)
     batches = [2, 4, 8, 16, 32, 50, 100, 150, 250, 500, 1000]
-    values = htsr.summarise_minialexnet(_fake_runs(batches, rng), {})
+    values = htsr.summarise_minialexnet(_fake_runs(batches, rng))
     values["min_test_acc"] = 0.5
-    fixed = {"test_acc": {"8": 0.5, "32": 0.4}, "steps_equal": True, "min_test_acc": 0.4}
+    fixed = {"test_acc": {"8": 0.5, "32": 0.4}, "distinct_steps": 1, "min_test_acc": 0.4}
     lenet = {"fc1": {k: 1.0 for k in ("Q", "sigma_mp", "lambda_plus", "lambda_max", "spikes",
                                       "spikes_pct", "alpha", "mass_above_edge")},
              "train_acc": 1.0, "test_acc": 0.99, "epochs": 20}
@@ -665,7 +667,7 @@ def test_sweep_record_holds_every_key_the_ledger_reads():
                 if exp == "htsr_minialexnet" and k.startswith("values."):
                     assert claims.lookup(values, k[len("values."):]) is not None, (c.id, k)
     assert values["fc1"]["sigma_init"] == pytest.approx(math.sqrt(4096), rel=0.05)  # N(0,1)
-    assert values["steps"] == {str(b): 1000 // b for b in batches} and not values["steps_equal"]
+    assert values["steps"] == {str(b): 1000 // b for b in batches} and values["distinct_steps"] == 11
     assert values["fc1"]["ks_init"]["2"] > 0.5  # Pareto vs Gaussian spectra
     assert values["fc1"]["stable_rank_ratio"] == pytest.approx(
         values["fc1"]["stable_rank"]["1000"] / values["fc1"]["stable_rank"]["2"])
@@ -681,9 +683,8 @@ def test_alexnet_record_holds_every_key_the_ledger_reads():
         if c.ours["experiment"] == "htsr_alexnet":
             v = claims.lookup(values, c.ours["key"])
             assert v is not None, c.id
-            if (c.check or {}).get("kind") == "true":
-                assert isinstance(v, bool), c.id
-    assert values["fc1"]["Q"] == 2.25 and not values["alpha_in_2_to_3_5"]  # Gaussian: no tail
+    assert values["fc1"]["Q"] == 2.25
+    assert set(values["alpha"]) == {"fc1", "fc2", "fc3"} and set(values["mass_above_edge"]) == set(values["alpha"])
 
 
 # --- the ledger against the report's tables (seed 004) ---------------------------------------------
@@ -779,19 +780,19 @@ def test_untrained_sweep_is_inconclusive_not_judged():
                        "spikes": {"2": 0, "500": 0}, "ks_init": {"2": 0.01, "500": 0.01},
                        "stable_rank": {"2": 220.0, "100": 221, "1000": 227.0}},
                "test_acc": {"2": 0.25, "500": 0.1, "1000": 0.1}}
-    rec = _record(at_init, {"mini_train": 1000, "mini_epochs": 4, "mini_runs": 1})
+    rec = _record(at_init, {"n_train": 1000, "epochs": 4, "runs": 1})
     for cid in ("mini-fc1-bs500-alpha", "mini-fc1-bs2-softrank", "smaller-batch-lower-stable-rank",
                 "mini-fc1-stable-rank-bs2"):
         row = claims.evaluate_claim(ledger[cid], {"htsr_minialexnet": rec})
         assert row["verdict"] == "inconclusive", (cid, row["why"])
     # at full scale a trained network at batch 500 with alpha 15 reproduces "no power law"
     full = _record(at_init | {"test_acc": {"500": 0.7}},
-                   {"mini_train": 50000, "mini_epochs": 100, "mini_runs": 10})
+                   {"n_train": 50000, "epochs": 100, "runs": 10})
     row = claims.evaluate_claim(ledger["mini-fc1-bs500-alpha"], {"htsr_minialexnet": full})
     assert row["verdict"] == "reproduced"
     # a 3% stable-rank change is not the paper's 4.6x, even when trained and monotone
     trained = _record({"fc1": {"stable_rank": {"2": 220.0, "100": 222.0, "1000": 227.0},
                                "soft_rank": {"2": 0.5}, "spikes": {"2": 3}, "ks_init": {"2": 0.3}},
-                       "test_acc": {"1000": 0.6}}, {"mini_runs": 10})
+                       "test_acc": {"1000": 0.6}}, {"runs": 10})
     row = claims.evaluate_claim(ledger["smaller-batch-lower-stable-rank"], {"htsr_minialexnet": trained})
     assert row["verdict"] == "not reproduced"

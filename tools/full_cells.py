@@ -1,97 +1,73 @@
-"""Run cells of the HT-SR chapter's `full` profile within a time budget (a lent GPU).
+"""Run cells of a chapter's `full` profile within a time budget (a lent GPU, a spare machine).
 
-    python tools/full_cells.py --budget 420 --device cuda --out DIR
+    python tools/full_cells.py htsr --budget 420 --device cuda --out DIR
 
-A whole `full` chapter does not fit a short GPU lease, but its cells are independent: each one
+A whole `full` chapter does not fit a short lease, but its cells are independent: each cell
 written here is the record a complete `full` run writes (same config, same hash), so that run
-reuses it. The order is cheapest first: LeNet5 (20 epochs on 60,000 MNIST images), the
-fixed-steps control, then MiniAlexNet run 0 of each batch size from the largest down (then run
-1, ...), each started only when the seconds per step measured so far say that it ends inside
-the budget. The summary
-records of a partial sweep are not kept. ``DIR/plan.json`` gets every cell's measured time
-and the projected time of the rest of the profile at those rates; ``DIR/records.tar`` the
-records.
+reuses it. Every registered experiment of the chapter is planned (:meth:`Runner.plan`: a timed
+one-epoch slice of each cell, scaled), then its cells run cheapest first, each only when its
+projected time ends inside the budget and its memory fits. Summaries of a partial grid are not
+written. ``DIR/plan.json`` gets every cell's projected and measured time and what was left;
+``DIR/records.tar`` the cell records.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import tarfile
 import time
 from pathlib import Path
 
-import torch
-
-from reprobook import data, htsr
-from reprobook.results import Store, hardware, work_root
-
+from reprobook import registry
+from reprobook.results import Store, config_hash, hardware
+from reprobook.runner import Runner
 
 
-def sweep_steps(s: dict, batch: int) -> int:
-    return s["mini_epochs"] * math.ceil(s["mini_train"] / batch)
-
-
-def save(out: Path, store, profile, dev, budget, t_start, cells, skipped) -> dict:
-    """Write the plan and every cell record so far (the run may be cut off at any cell)."""
-    out.mkdir(parents=True, exist_ok=True)
-    plan = {"profile": profile, "chapter": "htsr", "device": str(dev), "hardware": hardware(),
-            "budget_s": budget, "elapsed_s": round(time.time() - t_start, 1),
-            "done": cells, "not_run": skipped,
-            "projected_rest_s": sum(c.get("projected_s", 0) for c in skipped)}
-    (out / "plan.json").write_text(json.dumps(plan, indent=1))
-    root = store.root / profile
-    with tarfile.open(out / "records.tar", "w") as tar:
-        for path in sorted(root.glob("*_run/*.json")) + sorted(root.glob("htsr_lenet5/*.json")):
-            tar.add(path, arcname=str(path.relative_to(store.root)))
-    return plan
+def memory_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("chapter", choices=registry.CHAPTERS)
     ap.add_argument("--budget", type=float, required=True, help="seconds for all cells")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--profile", default="full", help="another profile only to try the script")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    deadline, t_start = time.time() + args.budget, time.time()
-    profile = args.profile
-    dev, s, seed = torch.device(args.device), dict(htsr.PROFILES[profile]), 0
-    store, cells = Store(work_root()), []
-
-    def timed(name, steps, fn):
-        t0 = time.time()
-        fn()
-        cells.append({"cell": name, "steps": steps, "seconds": round(time.time() - t0, 1),
-                      "s_per_step": (time.time() - t0) / steps})
-        print(json.dumps(cells[-1]), flush=True)
-        save(args.out, store, profile, dev, args.budget, t_start, cells, [])  # if cut short
-
-    mnist = data.load_mnist()
-    timed("htsr_lenet5", s["lenet_epochs"] * math.ceil(s["lenet_train"] / 128),
-          lambda: htsr.run_lenet5(store, profile, seed, s, mnist, device=dev))
-    cifar = data.load_cifar10()
-    # fixed_steps_data materialises steps x batch images (9.4 kB each): 47 GB at batch 1000
-    fits = [b for b in s["fixed_batches"] if s["fixed_steps"] * b * 3 * 28 * 28 * 4 < 8e9]
-    skipped = [{"cell": f"htsr_fixed_steps_run batch {b}", "steps": s["fixed_steps"],
-                "why": "its training rows do not fit in memory (steps x batch images)"}
-               for b in s["fixed_batches"] if b not in fits]
-    timed("htsr_fixed_steps_run batches " + ",".join(map(str, fits)), s["fixed_steps"] * len(fits),
-          lambda: htsr.run_fixed_steps(store, profile, seed, dict(s, fixed_batches=fits), cifar,
-                                       device=dev))
-    rate = cells[-1]["s_per_step"]
-    for r in range(s["mini_runs"]):  # run 0 of every batch size first, largest batch first
-        for b in sorted(s["mini_batches"], reverse=True):
-            need = sweep_steps(s, b) * rate * (1.1 if b >= 128 else 1.3)
-            if any(c.get("batch") == b for c in skipped) or time.time() + need > deadline:
-                skipped.append({"cell": f"htsr_minialexnet_run batch {b} run {r}", "batch": b,
-                                "steps": sweep_steps(s, b), "projected_s": round(need)})
+    t_start = time.time()
+    deadline = t_start + args.budget
+    store = Store(args.out / "results")
+    runner = Runner(args.chapter, args.profile, device=args.device, store=store)
+    done, left = [], []
+    for name, exp in registry.experiments(args.chapter).items():
+        rows = runner.plan(name)
+        _, _, cells = runner.jobs(name)
+        order = sorted(range(len(cells)), key=lambda i: rows[i]["seconds"] or 0)
+        for i in order:
+            row = dict(rows[i])
+            need = (row["seconds"] or 0) * 1.2
+            if row["done"]:
                 continue
-            one = dict(s, mini_batches=[b], mini_runs=r + 1)
-            timed(f"htsr_minialexnet_run batch {b} run {r}", sweep_steps(s, b),
-                  lambda: htsr.run_minialexnet(store, profile, seed, one, cifar, device=dev))
-            rate = max(rate, cells[-1]["s_per_step"])
-    plan = save(args.out, store, profile, dev, args.budget, t_start, cells, skipped)
+            if (row["memory_gb"] or 0) > 0.8 * memory_gb() or time.time() + need > deadline:
+                row["why"] = "memory" if (row["memory_gb"] or 0) > 0.8 * memory_gb() else "budget"
+                left.append(row)
+                continue
+            t0 = time.time()
+            runner.run_cells(name, [i])
+            row["measured_s"] = round(time.time() - t0, 1)
+            done.append(row)
+            print(json.dumps(row), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan = {"chapter": args.chapter, "profile": args.profile, "device": args.device,
+            "hardware": hardware(), "budget_s": args.budget,
+            "elapsed_s": round(time.time() - t_start, 1), "done": done, "not_run": left,
+            "projected_rest_s": round(sum(r["seconds"] or 0 for r in left))}
+    (args.out / "plan.json").write_text(json.dumps(plan, indent=1, default=str))
+    with tarfile.open(args.out / "records.tar", "w") as tar:
+        for path in sorted((store.root / args.profile).glob("*/*.json")):
+            tar.add(path, arcname=str(path.relative_to(store.root)))
     print(json.dumps({k: plan[k] for k in ("elapsed_s", "projected_rest_s")}))
     return 0
 

@@ -16,6 +16,7 @@ from IPython.display import HTML, Markdown, display, update_display
 from tqdm import tqdm
 
 from . import claims as _claims
+from . import pages as _pages
 from . import profiles as _profiles
 from . import registry as _registry
 from .profiles import Run, setup
@@ -119,7 +120,8 @@ def start(chapter: str, profile: str = "small", seed: int = 0, device: str = "au
     show_whole_tables()
     _STARTED[chapter] = time.perf_counter()
     display(HTML(evidence_header(chapter, run)))
-    display(HTML(_box("The verdicts of this chapter appear here once its experiments have run.")),
+    display(HTML(_box("The verdicts of this chapter (and its \"Does it reproduce?\" card) "
+                      "appear here once its experiments have run.")),
             display_id=f"headline-{chapter}")
     return run
 
@@ -215,18 +217,13 @@ def results_for(chapter: str, profile: str) -> dict[str, dict]:
     return out
 
 
-SHOWN = ("claim", "paper", "paper source", "report", "report source", "reference",
-         "reference source", "ours", "verdict vs paper", "verdict vs report",
-         "verdict, no published value", "why", "run")
-
-
 def evaluate(chapter: str, profile: str) -> pd.DataFrame:
     """Every claim of the chapter's ledger judged on the best records at ``profile`` (plain
     verdict strings, for counting; :func:`with_profiles` spells them out for display)."""
     return _claims.evaluate(_claims.load_ledger(chapter), results_for(chapter, profile))
 
 
-def verdicts(chapter: str, profile: str, columns=SHOWN):
+def verdicts(chapter: str, profile: str):
     """The chapter's paper | report | ours | verdicts table and its verdict counts (primary
     verdict: vs the paper where it states the claim, else vs the report). Also fills the
     chapter's headline box, shown at its top by :func:`start`. The tally counts the published
@@ -234,11 +231,13 @@ def verdicts(chapter: str, profile: str, columns=SHOWN):
     table = evaluate(chapter, profile)
     tally = _claims.counts(table)
     tally.attrs["own"] = _claims.counts(table, published=False).to_dict()
-    update_display(HTML(headline(table, profile)), display_id=f"headline-{chapter}")
-    table = with_profiles(table)
-    shown = table[[c for c in columns if c in table and (table[c] != "–").any()
-                   and (table[c] != "").any()]] if columns else table
-    return VerdictTable(shown), tally
+    update_display(HTML(_pages.card_html(chapter, TITLES[chapter], with_profiles(table))
+                        + headline(table, profile)), display_id=f"headline-{chapter}")
+    return VerdictTable(with_profiles(table)), tally
+
+
+TITLES = {"dropmax": "DropMax", "autoloss": "AutoLoss", "concrete_dropout": "Concrete Dropout",
+          "gsc": "Gradients explode (GSC)", "htsr": "Heavy-tailed self-regularisation"}
 
 
 VERDICT_COLUMNS = ("verdict", "verdict vs paper", "verdict vs report",
@@ -254,13 +253,27 @@ MEANING = {"reproduced": "our value satisfies the claim's check",
            "info": "shown for information, never judged"}
 
 
-def published_table(chapter: str, profile: str, key: str) -> pd.DataFrame:
+def published_table(chapter: str, profile: str, key: str, experiment: str | None = None):
     """The paper | report | ours rows of the claims whose key matches the regular expression
-    ``key``: published numbers come from the ledger only, ours from the record it reads."""
+    ``key`` (and that read ``experiment``): published numbers come from the ledger only, ours
+    from the record the claim reads. Shown with the verdict table's layout."""
     table = evaluate(chapter, profile)
     rows = table[table["key"].str.contains(key, regex=True)]
-    cols = ["id", "claim", "paper", "report", "ours", "verdict vs paper", "verdict vs report"]
-    return rows[cols].set_index("id")
+    if experiment:
+        rows = rows[rows["experiment"] == experiment]
+    return VerdictTable(with_profiles(rows))
+
+
+def chapter_tables(profile: str) -> dict[str, pd.DataFrame]:
+    """Every chapter's evaluated claims at its strongest evidence for a build at ``profile``."""
+    return {ch: evaluate(ch, evidence_profile(ch, profile)) for ch in CHAPTERS}
+
+
+def cards_html(profile: str, tables: dict | None = None) -> str:
+    """The five "Does it reproduce?" cards, each linking to its chapter's rows."""
+    tables = tables or chapter_tables(profile)
+    return "".join(_pages.card_html(ch, TITLES[ch], with_profiles(t), f"../notebooks/{ch}.html")
+                   for ch, t in tables.items())
 
 
 def with_profiles(table: pd.DataFrame) -> pd.DataFrame:
@@ -319,7 +332,7 @@ class VerdictTable(pd.DataFrame):
         return VerdictTable
 
     def _repr_html_(self):
-        return table_html(self)
+        return _pages.verdict_table_html(self)
 
 
 def _box(body: str) -> str:
@@ -333,7 +346,7 @@ def headline(table: pd.DataFrame, profile: str) -> str:
     def ids(mask, n=4):
         sel = list(table.loc[mask, "id"])
         more = f" and {len(sel) - n} more" if len(sel) > n else ""
-        return ", ".join(f"<code>{html.escape(i)}</code>" for i in sel[:n]) + more
+        return ", ".join(_pages.id_link(i) for i in sel[:n]) + more
 
     pub = table["published"] if "published" in table else pd.Series(True, index=table.index)
     v = table["verdict"].where(pub, "")
@@ -429,12 +442,13 @@ def partial_run(chapter: str, profile: str = "full"):
     plan = json.loads(path.read_text())
     timing = pd.DataFrame([{"cell": c["cell"], "SGD steps": c["steps"], "seconds": c["seconds"],
                             "ms per step": 1000 * c["s_per_step"]} for c in plan["computed"]])
+    recs = [r for r in Store(committed_root()).records(profile=profile)
+            if chapter_of(r["experiment"]) == chapter]
+    stale = sum(is_stale(r) for r in recs)
     accs = pd.DataFrame([{"experiment": r["experiment"], "batch": r["config"].get("batch"),
                           "run": r["config"].get("run", 0),
                           "train accuracy": r["values"].get("train_acc"),
-                          "test accuracy": r["values"].get("test_acc")}
-                         for r in Store(committed_root()).records(profile=profile)
-                         if chapter_of(r["experiment"]) == chapter])
+                          "test accuracy": r["values"].get("test_acc")} for r in recs])
     accs = accs.sort_values(["experiment", "batch", "run"])
     left = sum(c["steps"] for c in plan["not_run"] if "projected_s" in c)
     rates = sorted(c["s_per_step"] for c in plan["computed"])
@@ -445,7 +459,10 @@ def partial_run(chapter: str, profile: str = "full"):
             f"{left * rates[0] / 3600:,.0f} to {left * rates[-1] / 3600:,.0f} hours of that GPU "
             f"at the fastest and slowest rates measured ({1000 * rates[0]:.1f} and "
             f"{1000 * rates[-1]:.1f} ms per step). Left out because its training rows do not fit "
-            f"in memory: {', '.join(c['cell'] for c in plan['not_run'] if 'why' in c) or 'none'}.")
+            f"in memory: {', '.join(c['cell'] for c in plan['not_run'] if 'why' in c) or 'none'}."
+            + (f" {stale} of these records were written by code that has changed since (stale): "
+               "they show what that GPU run measured, and a complete run recomputes them."
+               if stale else ""))
     return [Markdown(text),
             timing.style.hide(axis="index").format({"SGD steps": "{:,}", "seconds": "{:.0f}",
                                                     "ms per step": "{:.1f}"}),

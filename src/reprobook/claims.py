@@ -31,7 +31,8 @@ import yaml
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run", "info")
 SOURCES = ("paper", "report")
-CHECK_KINDS = ("greater", "less", "between", "close", "true", "fraction", "trend", "info")
+CHECK_KINDS = ("greater", "less", "between", "close", "true", "fraction", "trend", "equals",
+               "ordered", "all-between", "info")
 
 
 class LedgerError(ValueError):
@@ -128,6 +129,12 @@ def parse_ledger(text: str, chapter: str) -> list[Claim]:
     return claims
 
 
+def _label(v) -> str:
+    """A published label as compared: no case, hyphens or runs of spaces ("Bulk-decay" is
+    "bulk decay")."""
+    return re.sub(r"[\s\-_]+", " ", str(v)).strip().lower()
+
+
 def _is_num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -157,7 +164,7 @@ def validate(c: Claim) -> None:
                 raise LedgerError(f"{where}: close check against {target!r} = {t!r}, not a number")
     p, r = c.paper, c.report
     if (p is not None and r is not None and not _is_num(p) and not _is_num(r)
-            and str(p).strip().lower() != str(r).strip().lower()
+            and _label(p) != _label(r)
             and c.check_paper is None and c.check_report is None):
         raise LedgerError(f"{where}: paper ({p!r}) and report ({r!r}) differ; give check_paper "
                           "or check_report so each column is judged by its own statement")
@@ -305,10 +312,30 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
     (to ``target``: by default the judged column's value, else ``paper``/``report``/
     ``reference``/a number; ``rtol``/``atol`` and ``partly_rtol``/``partly_atol``), ``true``
     (a real boolean equal to ``expect``, default true; the ledger states its criterion), ``fraction`` (``min``, ``partly``),
-    ``trend`` (see :func:`_trend`), ``info`` (never judged)."""
+    ``trend`` (see :func:`_trend`), ``equals`` (a label equal to ``value``, default the judged
+    column's, compared without case, hyphens or spaces), ``ordered`` (a dict of numbers whose
+    keys listed in ``order`` increase strictly), ``all-between`` (every number of a dict, or of
+    the keys in ``keys``, in [``lo``, ``hi``]), ``info`` (never judged)."""
     kind = check["kind"]
     if kind == "info":
         return "info", ""
+    if kind == "equals":
+        want = check.get("value", getattr(claim, source) if source else None)
+        ok = _label(ours) == _label(want)
+        return ("reproduced" if ok else "not reproduced"), f"ours {ours!r}, published {want!r}"
+    if kind in ("ordered", "all-between"):
+        if not isinstance(ours, dict):
+            raise TypeError(f"claim {claim.id}: check {kind!r} needs a dict of numbers, got {ours!r}")
+        keys = check.get("order") or check.get("keys") or sorted(ours)
+        xs = [ours.get(k) for k in keys]
+        if any(x is None or not _is_num(x) or math.isnan(x) for x in xs):
+            return "inconclusive", f"no number for some of {', '.join(map(str, keys))}"
+        shown = ", ".join(f"{k} {x:.4g}" for k, x in zip(keys, xs))
+        if kind == "ordered":
+            ok = all(a < b for a, b in zip(xs, xs[1:]))
+            return ("reproduced" if ok else "not reproduced"), f"{' < '.join(map(str, keys))}? {shown}"
+        ok = all(check["lo"] <= x <= check["hi"] for x in xs)
+        return ("reproduced" if ok else "not reproduced"), f"all in [{check['lo']}, {check['hi']}]? {shown}"
     if kind == "true":
         if not isinstance(ours, bool):
             raise TypeError(f"claim {claim.id}: a 'true' check needs a real boolean, got {ours!r}")

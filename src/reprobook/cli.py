@@ -28,7 +28,7 @@ from .results import REPO_ROOT
 
 BUILD = REPO_ROOT / "_build"
 EXECUTED = BUILD / "executed"
-PAGES = ("summary", "status")  # book/ notebooks, executed after the chapters
+PAGES = ("intro", "summary", "status")  # book/ notebooks, executed after the chapters
 
 
 def sync_notebooks(chapters: list[str] | None = None) -> None:
@@ -154,6 +154,8 @@ def build_book(profile: str, seed: int, device: str) -> Path:
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output",
                     str(BUILD / "jb"), "-W", "--keep-going"], check=True)
     shutil.copytree(BUILD / "jb" / "_build" / "html", out)
+    if (BUILD / "downloads").exists():  # written by the summary page (reprobook.pages)
+        shutil.copytree(BUILD / "downloads", out / "downloads")
     print(f"book written to {out / 'index.html'}")
     return out
 

@@ -42,6 +42,7 @@ class Experiment:
     cpus: int = 1  # what one cell needs (Ray resources); one GPU per cell on CUDA
     slice: Callable | None = None  # cfg -> (short cfg, scale): `plan` times it x scale
     memory_gb: Callable | None = None  # cfg -> GB one cell needs (for `plan`)
+    missing: tuple = ()  # exceptions that mean "cannot run here" (no data or weights offline)
 
     def code_hash(self) -> str:
         """Hash of the files that compute this experiment and the shared training code."""

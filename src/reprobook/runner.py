@@ -24,6 +24,7 @@ from .profiles import ParameterError
 from .results import Store, config_hash
 
 EXECUTORS = ("local", "ray")
+MISSING = "__missing__"  # a cell that cannot run here (its reason), never stored
 
 
 def _compute_cell(name: str, cfg: dict, seed: int, device: str, checkpoint=None):
@@ -31,7 +32,10 @@ def _compute_cell(name: str, cfg: dict, seed: int, device: str, checkpoint=None)
     exp = registry.get(name)
     ctx = registry.Context(seed=seed, device=torch.device(device), checkpoint=checkpoint)
     t0 = time.perf_counter()
-    out = exp.compute(cfg, ctx)
+    try:
+        out = exp.compute(cfg, ctx)
+    except exp.missing as err:  # no data or weights here: reported, never stored
+        return {MISSING: str(err)}, None, time.perf_counter() - t0
     values, source = out if isinstance(out, tuple) else (out, None)
     return values, source, time.perf_counter() - t0
 
@@ -101,6 +105,7 @@ class Runner:
         self._executor = None
         self.progress = progress
         self.produced: dict[str, dict] = {}  # experiment -> the summary record of this run
+        self.missing: dict[str, dict] = {}  # experiment -> {cell config hash: why it cannot run}
 
     @property
     def executor(self):
@@ -116,6 +121,8 @@ class Runner:
         if name not in self.settings:
             raise ParameterError(f"profile {self.profile!r} has no section for {name!r}")
         cfg = dict(self.settings[name])
+        if "seed" not in cfg and "seeds" not in cfg:
+            cfg["seed"] = self.seed  # the run's seed is part of the config that is hashed
         unknown = sorted(set(overrides) - set(cfg))
         if unknown:
             raise ParameterError(f"unknown parameter(s) {', '.join(unknown)} for {name}; "
@@ -128,13 +135,33 @@ class Runner:
         cfg = self.config(name, **overrides)
         return exp, cfg, (exp.cells(cfg) if exp.cells else [cfg])
 
-    def run(self, name: str, **overrides) -> dict:
+    def run(self, name: str, **overrides) -> dict | None:
         """Run experiment ``name`` (its missing cells, then its summary); return the record
-        the ledger reads."""
+        the ledger reads. Cells that cannot run here (the experiment's ``missing`` errors: no
+        data or weights) are left out and listed in :attr:`missing`; None if none could run."""
+        exp, cfg, cells = self.jobs(name, **overrides)
+        recs = self.run_cells(name, range(len(cells)), **overrides)
+        if exp.missing:  # optional cells: what could run here
+            cells, recs = [c for c, r in zip(cells, recs) if r], [r for r in recs if r]
+        if not recs:
+            return None  # nothing could run here: self.missing says why
+        if not exp.cells:
+            rec = recs[0]
+        else:
+            rec = self.store.run(exp.name, self._summary_config(recs, cfg), self.profile, self.seed,
+                                 lambda: exp.summarise(
+                                     [(c, r["values"]) for c, r in zip(cells, recs)], cfg))
+            rec["cells"] = recs
+        self.produced[exp.name] = rec
+        return rec
+
+    def run_cells(self, name: str, indices, **overrides) -> list[dict | None]:
+        """Compute the cells ``indices`` of ``name`` that have no record yet (no summary);
+        return the record of every cell (None where it is neither stored nor computed)."""
         exp, cfg, cells = self.jobs(name, **overrides)
         rec_name = exp.cell_name or exp.name
         recs: list[dict | None] = [self.store.find(rec_name, c, self.profile) for c in cells]
-        missing = [i for i, r in enumerate(recs) if r is None]
+        missing = [i for i in indices if recs[i] is None]
         jobs = [(cells[i], int(cells[i].get("seed", self.seed)), self.device,
                  self.store.checkpoint_path(rec_name, cells[i], self.profile)
                  if exp.checkpoint else None) for i in missing]
@@ -142,21 +169,16 @@ class Runner:
         stale = self.store.stale_seen(self.chapter)
         for j, (values, source, secs) in self.executor.map(exp, jobs, self.progress):
             i = missing[j]
+            if MISSING in values:
+                self.missing.setdefault(name, {})[config_hash(cells[i])] = values[MISSING]
+                continue
             if self.store.find(rec_name, cells[i], self.profile, quiet=True) is None:
                 recs[i] = self.store.save(rec_name, cells[i], self.profile, jobs[j][1], values,
                                           secs, source, code=code, stale_inputs=stale)
             else:  # another driver wrote it meanwhile: keep the first, never write twice
                 recs[i] = self.store.find(rec_name, cells[i], self.profile, quiet=True)
             recs[i]["reused"] = False
-        if not exp.cells:
-            rec = recs[0]
-        else:
-            rec = self.store.run(exp.name, self._summary_config(recs), self.profile, self.seed,
-                                 lambda: exp.summarise(
-                                     [(c, r["values"]) for c, r in zip(cells, recs)], cfg))
-            rec["cells"] = recs
-        self.produced[exp.name] = rec
-        return rec
+        return recs
 
     def lookup(self, name: str, **overrides) -> dict | None:
         """The stored record of ``name`` at this profile and config (committed first), without
@@ -164,16 +186,20 @@ class Runner:
         exp, cfg, cells = self.jobs(name, **overrides)
         recs = [self.store.find(exp.cell_name or exp.name, c, self.profile, quiet=True)
                 for c in cells]
+        if exp.missing:
+            cells, recs = [c for c, r in zip(cells, recs) if r], [r for r in recs if r]
+            if not recs:
+                return None
         if any(r is None for r in recs) or not exp.cells:
             return recs[0] if recs and not exp.cells else None
-        return self.store.find(exp.name, self._summary_config(recs), self.profile, quiet=True)
+        return self.store.find(exp.name, self._summary_config(recs, cfg), self.profile, quiet=True)
 
     @staticmethod
-    def _summary_config(recs: list[dict]) -> dict:
-        """A summary's config: each cell record's config hash and finish time, so that a
-        recomputed cell makes a new summary."""
-        return {"runs": sorted(f"{r['config_hash']}@{r['provenance'].get('finished')}"
-                               for r in recs)}
+    def _summary_config(recs: list[dict], cfg: dict) -> dict:
+        """A summary's config: the experiment's config, and each cell record's config hash and
+        finish time, so that a recomputed cell makes a new summary."""
+        return {**cfg, "cells": sorted(f"{r['config_hash']}@{r['provenance'].get('finished')}"
+                                       for r in recs)}
 
     def plan(self, name: str, time_slices: bool = True) -> list[dict]:
         """Every cell of ``name`` with its projected time (a timed short slice of the cell

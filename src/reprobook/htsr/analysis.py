@@ -1,9 +1,9 @@
 """The analyser: every HT-SR metric of every layer of a model, a state_dict or a matrix.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276): one row per layer with the ESD's power-law
-alpha (spec ``htsr.md`` §1.4), MP fit, spikes and soft rank (§1.2-1.3, §1.5), stable rank,
-WeightWatcher's norm columns (§1.5) and our phase label (§1.6). Conv layers are cut into
-their kernel slices, as WeightWatcher does (§2.4).
+alpha, MP fit, spikes and soft rank (authors' RMT_Util.ipynb; WeightWatcher's mp_fit), stable rank,
+WeightWatcher's norm columns (weightwatcher.py apply_norm_metrics) and our phase label. Conv layers are cut into
+their kernel slices, as WeightWatcher does (weightwatcher.py conv2D_Wmats).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 fixed-steps control, LeNet5 against the paper and report, pretrained alpha histograms, speed.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276); report Pratama 2019 §3. Published numbers shown
-beside ours are read from the claims ledger (``reprobook/ledger/htsr.yaml``), never typed here.
+beside ours are claim rows of the ledger (``reprobook.book.published_table``), never typed here.
 """
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ from .experiments import FC_SHAPES, PROFILES
 from .mp import MPFit, fit_mp, mp_density
 from .powerlaw import PowerLawFit, fit_powerlaw
 from .spectra import Spectrum, rank_tolerance
-
-
-def _ledger() -> dict:
-    from ..claims import load_ledger
-
-    return {c.id: c for c in load_ledger("htsr")}
 
 
 def _finish(ax, spec: Spectrum, title):
@@ -32,7 +26,7 @@ def _finish(ax, spec: Spectrum, title):
 
 def plot_esd(spec: Spectrum, mp: MPFit | None = None, ax=None, bins: int = 100, title=None,
              xlim=None):
-    """Density histogram of the ESD with the fitted MP density (spec §1.3 figures)."""
+    """Density histogram of the ESD with the fitted MP density (as the authors' RMT_Util.plot_ESD_and_fit)."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
@@ -70,53 +64,19 @@ def plot_tail(spec: Spectrum, pl: PowerLawFit | None = None, ax=None, bins: int 
 
 
 def sweep_table(out: dict, layer: str) -> pd.DataFrame:
-    """The report's FC table (phase, alpha, soft rank per batch size) beside ours, with the
-    KS distance of our ESD to its epoch-0 ESD (did the layer move at all?). Report values come
-    from the claims ledger, ours from :func:`summarise_minialexnet`."""
-    ledger = _ledger()
-    rows = []
-    for b in sorted(set(out["batches"]) | {2, 4, 8, 16, 32, 100, 250, 500}):
-        pre = f"mini-{layer}-bs{b}"
-        r = {"batch": b}
-        for what in ("phase", "alpha", "softrank"):
-            c = ledger.get(f"{pre}-{what}")
-            r[f"report {what}"] = c.report if c else None
-        ours = out[layer]
+    """Our sweep per batch size: phase, alpha, soft rank, spikes, stable rank, sigma and the KS
+    distance of the ESD to its epoch-0 ESD (did the layer move at all?). The published values
+    are in the chapter's claim rows (``reprobook.book.published_table``)."""
+    ours, rows = out[layer], {}
+    for b in out["batches"]:
         k = str(b)
-        r.update({"ours phase": ours["phase"].get(k), "ours alpha": ours["alpha"].get(k),
-                  "ours soft rank": ours["soft_rank"].get(k), "ours spikes": ours["spikes"].get(k),
-                  "ours stable rank": ours["stable_rank"].get(k), "ours sigma": ours["sigma_mp"].get(k),
-                  "ours KS to epoch 0": ours.get("ks_init", {}).get(k)})
-        rows.append(r)
-    return pd.DataFrame(rows).set_index("batch")
-
-
-LENET5_ROWS = {  # table row -> (ledger claim id, our key in the htsr_lenet5 record)
-    "phase": ("lenet5-fc1-bulk-spikes", "fc1.phase"),
-    "PL alpha": ("lenet5-fc1-alpha", "fc1.alpha"),
-    "spikes": ("lenet5-fc1-spikes", "fc1.spikes"),
-    "MP sigma": ("lenet5-fc1-sigma", "fc1.sigma_mp"),
-    "lambda+": ("lenet5-fc1-lambda-plus", "fc1.lambda_plus"),
-    "lambda_max": ("lenet5-fc1-lambda-max", "fc1.lambda_max"),
-    "test accuracy": ("lenet5-test-acc", "test_acc"),
-    "train accuracy": ("lenet5-train-acc", "train_acc"),
-    "epochs": ("lenet5-epochs", "epochs"),
-}
-
-
-def lenet5_table(v: dict) -> pd.DataFrame:
-    """LeNet5 FC1: the paper's and the report's values (from the ledger) beside ours."""
-    from ..claims import lookup
-
-    led = _ledger()
-    rows = {}
-    for row, (cid, key) in LENET5_ROWS.items():
-        c = led[cid]
-        ours = lookup(v, key)
-        rows[row] = {"paper (ISR LeNet5 notebook)": "–" if c.paper is None else c.paper,
-                     "report §3.1": "–" if c.report is None else c.report,
-                     "ours": f"{ours:.4g}" if isinstance(ours, float) else ours}
-    return pd.DataFrame(rows).T.astype(str)
+        rows[b] = {"phase": ours["phase"].get(k), "alpha": ours["alpha"].get(k),
+                   "soft rank": ours["soft_rank"].get(k), "spikes": ours["spikes"].get(k),
+                   "stable rank": ours["stable_rank"].get(k), "sigma": ours["sigma_mp"].get(k),
+                   "KS to epoch 0": ours.get("ks_init", {}).get(k)}
+    df = pd.DataFrame(rows).T
+    df.index.name = "batch"
+    return df
 
 
 def plot_alpha_histograms(tables: dict):
@@ -136,7 +96,7 @@ def plot_alpha_histograms(tables: dict):
 
 
 def speed_table(null_seconds: float, pre: dict, mini: dict, n_train: int) -> pd.DataFrame:
-    """The issue's speed figures from this run: analysis times, MiniAlexNet epoch times
+    """Speed figures from this run: analysis times, MiniAlexNet epoch times
     scaled from ``n_train`` images to 50,000, and the projected full sweep on this machine."""
     speed = {"analyse a 4096×9216 Gaussian matrix": f"{null_seconds:.1f} s"}
     for name, sec in pre["seconds"].items():
@@ -144,9 +104,9 @@ def speed_table(null_seconds: float, pre: dict, mini: dict, n_train: int) -> pd.
     per_epoch = {b: sec * 50000 / n_train for b, sec in mini["epoch_s"].items()}
     for b, sec in per_epoch.items():
         speed[f"MiniAlexNet epoch at batch {b}, scaled to 50,000 images"] = f"{sec:.0f} s"
-    full = PROFILES["full"]
-    days = sum(per_epoch[str(b)] * full["mini_epochs"] * full["mini_runs"]
-               for b in full["mini_batches"] if str(b) in per_epoch) / 86400
+    full = PROFILES["full"]["htsr_minialexnet"]
+    days = sum(per_epoch[str(b)] * full["epochs"] * full["runs"]
+               for b in full["batches"] if str(b) in per_epoch) / 86400
     speed["projected full sweep on this machine (batch sizes timed here)"] = f"{days:.0f} days"
     return pd.DataFrame({"time": speed})
 

@@ -1,8 +1,8 @@
 """The networks of the paper's experiments, their input pipeline and loss.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276): MiniAlexNet on CIFAR-10 for the batch-size
-sweep (spec ``htsr.md`` §2.1, from the authors' Keras script) and LeNet5 on MNIST (§2.3),
-with Keras' initialisers (§3.6: the truncated Glorot normal explains the epoch-0 sigma).
+sweep (the authors' Keras script, CalculatedContent/DLGeneralization `Mini Alexnet/cifar10_alexnet.py`) and LeNet5 on MNIST (LeNet5.ipynb),
+with Keras' initialisers (the truncated Glorot normal explains the authors' epoch-0 sigma 1.2036, AlexNet-Baseline.ipynb; our inference).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 def glorot_normal_keras_(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Keras 2 ``glorot_normal``: a normal truncated at +-2 std with std sqrt(2/(fan_in+fan_out))
-    and no variance correction (spec §3.6: this matches the authors' epoch-0 sigma)."""
+    and no variance correction (our inference: it matches the authors' epoch-0 sigma 1.2036, AlexNet-Baseline.ipynb)."""
     fan_in = w.shape[1] * int(np.prod(w.shape[2:]))
     fan_out = w.shape[0] * int(np.prod(w.shape[2:]))
     std = math.sqrt(2.0 / (fan_in + fan_out))
@@ -31,7 +31,7 @@ def glorot_normal_keras_(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 class MiniAlexNet(nn.Module):
-    """The authors' MiniAlexNet (spec §2.1; DLG ``cifar10_alexnet.py``): two 5x5 conv blocks
+    """The authors' MiniAlexNet (CalculatedContent/DLGeneralization ``Mini Alexnet/cifar10_alexnet.py``; RMT_Util.Alexnet_Model): two 5x5 conv blocks
     (96, 256) with 3x3/3 'same' max-pooling and BatchNorm, then FC1 4096->384, FC2 384->192,
     output 192->10 with softmax. Glorot-normal weights, biases 0.1, as in Keras."""
 
@@ -58,7 +58,7 @@ class MiniAlexNet(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """The authors' LeNet5 (spec §2.3): conv 20 5x5 'same' -> pool 2 -> conv 50 5x5 'same' ->
+    """The authors' LeNet5 (ImplicitSelfRegularization LeNet5.ipynb): conv 20 5x5 'same' -> pool 2 -> conv 50 5x5 'same' ->
     pool 2 -> FC1 2450->500 -> 10. Keras defaults: Glorot-uniform weights, zero biases."""
 
     def __init__(self, generator: torch.Generator | None = None):

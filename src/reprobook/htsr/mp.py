@@ -1,9 +1,9 @@
 """The Marchenko-Pastur (MP) law and its fit to an ESD: bulk edges, spikes, soft rank.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276; arXiv 1810.01075). The MP law is the
-report's eq. (1) (Pratama 2019) and spec ``htsr.md`` §1.2; the fit is WeightWatcher's
-(spec §1.3c), done on singular values; the Tracy-Widom edge allowance is spec §1.2; the MP
-soft rank lambda_+ / lambda_max is spec §1.5. The paper's own equation numbers could not be
+report's eq. (1) (Pratama 2019) and the authors' RMT_Util.marchenko_pastur_pdf; the fit is WeightWatcher's
+(weightwatcher.py mp_fit, CalculatedContent/WeightWatcher @ d6fd015), done on singular values; the Tracy-Widom edge allowance is WeightWatcher's (weightwatcher.py L4720-4726); the MP
+soft rank lambda_+ / lambda_max is the authors' (RMT_Util.mp_soft_rank). The paper's own equation numbers could not be
 checked (its body was not readable).
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ from .spectra import Spectrum
 
 
 def mp_edges(Q: float, sigma: float) -> tuple[float, float]:
-    """lambda_-, lambda_+ = sigma^2 (1 -/+ 1/sqrt(Q))^2 (report eq. (1); spec §1.2)."""
+    """lambda_-, lambda_+ = sigma^2 (1 -/+ 1/sqrt(Q))^2 (report eq. (1); RMT_Util.calc_lambda_plus)."""
     r = 1.0 / math.sqrt(Q)
     return sigma**2 * (1 - r) ** 2, sigma**2 * (1 + r) ** 2
 
 
 def mp_density(lam, Q: float, sigma: float) -> np.ndarray:
-    """rho_MP(lambda) = Q / (2 pi sigma^2) sqrt((l+ - l)(l - l-)) / l on [l-, l+] (spec §1.2)."""
+    """rho_MP(lambda) = Q / (2 pi sigma^2) sqrt((l+ - l)(l - l-)) / l on [l-, l+] (RMT_Util.marchenko_pastur_pdf)."""
     lam = np.asarray(lam, dtype=np.float64)
     lo, hi = mp_edges(Q, sigma)
     out = np.zeros_like(lam)
@@ -71,7 +71,7 @@ class MPFit:
 
 
 def fit_mp(spec: Spectrum, bandwidth: float = 0.1, grid: int = 1000) -> MPFit:
-    """Fit sigma of the MP law with Q fixed at N/M (spec §1.3c, WeightWatcher's method, with
+    """Fit sigma of the MP law with Q fixed at N/M (WeightWatcher's method, weightwatcher.py mp_fit, with
     the fit done on singular values -- our choice, see below).
 
     1. Rescale the eigenvalues to mean 1 (WeightWatcher's ``W_scale``).
@@ -84,7 +84,7 @@ def fit_mp(spec: Spectrum, bandwidth: float = 0.1, grid: int = 1000) -> MPFit:
        peak, is rejected. No admissible sigma: the fit fails (``ok=False``, soft rank 0, as
        the authors set it by hand for the Heavy-Tailed phase).
     4. Spikes: eigenvalues above lambda_+ + sqrt(Q^-1/2 lambda_+^(2/3) M^(-2/3)) (the
-       Tracy-Widom allowance of spec §1.2, in the rescaled units). Soft rank lambda_+/lambda_max.
+       Tracy-Widom allowance of weightwatcher.py L4720-4726, in the rescaled units). Soft rank lambda_+/lambda_max.
     """
     ev = spec.evals
     scale = float(ev.mean())

@@ -1,7 +1,7 @@
 """The 5+1 phases of training (Random-like ... Heavy-Tailed, Rank-collapse) as explicit rules.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276) define the phases visually from the ESD
-(spec ``htsr.md`` §1.6 [R]); the thresholds of :data:`PHASE_RULES` are ours (spec §1.6 [O]).
+(their phase table, recalled here and unverified: the paper body could not be read); the thresholds of :data:`PHASE_RULES` are ours.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ PHASES = ("Random-like", "Bleeding-out", "Bulk+Spikes", "Bulk-decay", "Heavy-Tai
           "Rank-collapse")
 
 PHASE_RULES = """\
-Our operational version of the paper's visual 5+1 phases (spec §1.6 [O]), applied in order,
+Our operational version of the paper's visual 5+1 phases (thresholds ours), applied in order,
 with f = spikes / M the share of eigenvalues above the TW-corrected MP edge and R = MP soft rank:
 1. Rank-collapse: at least 10% of the eigenvalues are numerically zero.
 2. Heavy-Tailed: the MP fit fails, or f > 15%, or (R < 0.1 and f > 5%): no sensible bulk.

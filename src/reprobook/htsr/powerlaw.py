@@ -2,7 +2,7 @@
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276): the heavy-tailed phase is read from the
 exponent alpha of a power law fitted to the tail of the ESD (report eq. (2), Pratama 2019;
-spec ``htsr.md`` §1.4). The estimator is Clauset-Shalizi-Newman's: the closed-form MLE
+the authors' RMT_Util.fit_powerlaw). The estimator is Clauset-Shalizi-Newman's: the closed-form MLE
 alpha = 1 + n / sum ln(lambda_i / x_min) for each candidate x_min, and x_min minimising the
 KS distance. alpha above ~8 (WeightWatcher's README) means there is no power-law tail worth
 reporting: a random matrix's "alpha" is large and meaningless.
@@ -34,7 +34,7 @@ def _failed_pl(status: str) -> PowerLawFit:
 def ks_scan(x: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """For every candidate x_min = x[k] (sorted ascending, all but the largest): the closed-form
     MLE alpha_k = 1 + n_k / sum_{i>=k} ln(x_i / x_k) and the KS distance D_k between the tail's
-    empirical CDF and 1 - (x / x_k)^(1 - alpha_k) (Clauset-Shalizi-Newman, spec §1.4).
+    empirical CDF and 1 - (x / x_k)^(1 - alpha_k) (Clauset-Shalizi-Newman; WeightWatcher's WW_powerlaw.WWFit).
     Vectorised in chunks of candidates; O(n^2) work, O(chunk * n) memory."""
     xt = torch.as_tensor(np.sort(x), dtype=torch.float64)
     n = len(xt)
@@ -61,7 +61,7 @@ def ks_scan(x: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_powerlaw(evals: np.ndarray, xmin: float | None = None, xmax=None,
                  tol: float | None = None) -> PowerLawFit:
-    """Power-law fit rho(lambda) ~ lambda^-alpha of the ESD tail (spec §1.4).
+    """Power-law fit rho(lambda) ~ lambda^-alpha of the ESD tail (Clauset-Shalizi-Newman).
 
     Numerically zero eigenvalues (below ``tol``) are dropped. x_min minimises the KS distance
     over all candidates (:func:`ks_scan`, the criterion of the ``powerlaw`` package, which we
@@ -71,7 +71,7 @@ def fit_powerlaw(evals: np.ndarray, xmin: float | None = None, xmax=None,
     powerlaw 2.0.0 otherwise silently caps alpha at 3. ``xmax="max"`` truncates at lambda_max
     as the paper's code did; the default (None) is WeightWatcher's current choice.
     A fit that cannot be made (fewer than 3 distinct values) is flagged ``ok=False`` with a
-    reason and alpha NaN -- never a sentinel like -1 that would pollute means (oracle 13).
+    reason and alpha NaN -- never a sentinel like -1 (WeightWatcher's failed-fit value) that would pollute means.
     """
     import powerlaw
 
@@ -106,11 +106,11 @@ ALTERNATIVES = ("exponential", "stretched_exponential", "lognormal", "truncated_
 
 
 def best_distribution(evals: np.ndarray, xmin: float, xmax=None, p_max: float = 0.05) -> str:
-    """The distribution that best describes the tail above ``xmin`` (spec §1.4, the authors'
+    """The distribution that best describes the tail above ``xmin`` (the authors'
     ``best_dist``): the power law unless an alternative beats it in the normalised
     log-likelihood ratio test of Clauset-Shalizi-Newman (Vuong) with p <= ``p_max``; among
     several such alternatives, the one with the most negative ratio. Our reading of the
-    authors' rule [O]; uses the ``powerlaw`` package's ``distribution_compare``."""
+    authors' rule; uses the ``powerlaw`` package's ``distribution_compare``."""
     import powerlaw
 
     x = np.asarray(evals, dtype=np.float64)

