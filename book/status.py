@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from reprobook import book, status
 
@@ -46,6 +46,21 @@ status.chapter_table(executed / "notebooks", list(book.CHAPTERS))
 bench = status.bench_table()
 bench if bench is not None else Markdown("`make bench` has not been run on this commit: no "
                                          "committed `results/bench.json`.")
+
+# %% [markdown]
+# ## The paper-scale plan
+#
+# What the `full` profile would cost: every cell of each registered experiment with its
+# projected time, from a timed short slice of that cell (`python -m reprobook.cli plan all
+# --profile full --out results/plan/full.json`).
+
+# %% tags=["remove-input"]
+planned = status.plan_table("full")
+if planned is None:
+    display(Markdown("No committed plan of `full` (`results/plan/full.json`)."))
+else:
+    display(Markdown(planned[1]))
+    display(planned[0])
 
 # %% [markdown]
 # ## Environment

@@ -145,7 +145,7 @@ def _table(v, order, paper, score, fmt, trials_key, extra):
 
 order = ["w-o-l1", "w-o-l1-trainval", "alternate", "dgs", "dgs-test-picked", "s1", "s2", "s3",
          "autoloss", "autoloss-terminal-only", "autoloss-report-sign", "autoloss-no-baseline"]
-paper_reg = {"w-o-l1": .790, "s1": .086, "s2": .096, "s3": .095, "dgs": .086, "autoloss": .070}
+paper_reg = book.published("autoloss", r"^mse_minus_floor\.")  # from the ledger
 t_reg = _table(reg, order, paper_reg, "mse_raw", ".3f", "mse_trials",
                {"− floor": lambda m: f"{reg['mse_minus_floor'][m]:.3f}",
                 "− 3.94": lambda m: f"{reg['mse'][m]:.3f}"})
@@ -166,8 +166,7 @@ figures.controller_curves(reg, "best valid_ctrl MSE", ax=ax[1],
 plt.tight_layout()
 plt.show()
 abl = reg["ablation"]["mse_minus_floor"]
-paper_t3 = {"gradient-magnitude": .086, "loss-values": .101, "validation-metrics": .085,
-            "none": .070}
+paper_t3 = book.published("autoloss", r"^ablation\.mse_minus_floor\.")
 display(Markdown("Paper Table 3, feature ablation (regression MSE minus the noise floor; "
                  "ours: mean over controller seeds and trials):"),
         pd.DataFrame({"paper": paper_t3, "ours": {k: f"{abl[k]:.3f}" for k in paper_t3}}))
@@ -181,7 +180,7 @@ rec_c = ex.run_classification(store, run.profile, run.seed, run["classification"
 cls = rec_c["values"]
 
 # %% tags=["remove-input"]
-paper_cls = {"w-o-l1": .124, "s1": .091, "s2": .094, "s3": .094, "dgs": .093, "autoloss": .088}
+paper_cls = book.published("autoloss", r"^error\.")
 t_cls = _table(cls, order, paper_cls, "error", ".4f", "error_trials", {})
 t_cls = t_cls.rename(columns={"paper": "paper: error", "ours": "ours: test error"})
 display(Markdown(

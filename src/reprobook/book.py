@@ -276,6 +276,19 @@ def cards_html(profile: str, tables: dict | None = None) -> str:
                    for ch, t in tables.items())
 
 
+def published(chapter: str, key: str, source: str = "paper") -> dict:
+    """{last part of the claim's key: the value ``source`` published} for the ledger claims
+    whose key matches the regular expression ``key``: a notebook's "paper" column read from
+    the ledger, never typed in the notebook."""
+    import re
+    out = {}
+    for c in _claims.load_ledger(chapter):
+        k = (c.ours or {}).get("key", "")
+        if re.search(key, k) and getattr(c, source) is not None:
+            out[k.rsplit(".", 1)[-1]] = getattr(c, source)
+    return out
+
+
 def with_profiles(table: pd.DataFrame) -> pd.DataFrame:
     """Spell out "inconclusive at <profile>" in the verdict columns."""
     out = table.copy()

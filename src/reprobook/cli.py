@@ -197,7 +197,13 @@ def main(argv=None) -> int:
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
         rows = plan(chapters, args.profile, args.device, not args.no_time)
         if args.out:
-            Path(args.out).write_text(json.dumps(rows, indent=1))
+            from .registry import experiments
+            from .results import git_commit, hardware
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({
+                "profile": args.profile, "device": args.device, "commit": git_commit(),
+                "hardware": hardware(), "rows": rows,
+                "unregistered": [ch for ch in chapters if not experiments(ch)]}, indent=1))
         return 0
     if args.cmd in ("run", "book"):
         from .book import ParameterError, check_parameters

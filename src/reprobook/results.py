@@ -105,10 +105,22 @@ def git_commit() -> str:
     return (sha or "unknown") + ("+dirty" if dirty else "")
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def hardware() -> dict:
     info = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available()}
+            "cuda": torch.cuda.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_model": _cpu_model()}
     if info["cuda"]:
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -56,6 +56,28 @@ def bench_table() -> pd.DataFrame | None:
     return pd.DataFrame(json.loads(path.read_text())["rows"])
 
 
+def plan_table(profile: str = "full") -> tuple[pd.DataFrame, str] | None:
+    """The committed plan of ``profile`` (``cli plan all --profile full --out
+    results/plan/full.json``): per experiment, its cells, those still to run, the projected
+    hours on the machine that planned it and the memory one cell needs."""
+    path = committed_root() / "plan" / f"{profile}.json"
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    rows = pd.DataFrame(doc["rows"])
+    table = rows.groupby(["chapter", "experiment"]).agg(
+        cells=("cell", "size"), to_run=("done", lambda d: int((~d).sum())),
+        hours=("seconds", lambda s: s.fillna(0).sum() / 3600),
+        memory_gb=("memory_gb", "max")).round({"hours": 2, "memory_gb": 1})
+    hw = doc.get("hardware", {})
+    note = (f"Planned on {hw.get('cpu_count')} CPUs ({hw.get('processor') or hw.get('machine')}), "
+            f"device {doc.get('device')}, commit {str(doc.get('commit'))[:8]}: "
+            f"{table['hours'].sum():,.1f} hours of that machine for the registered experiments "
+            f"(one worker; a cluster divides it by its workers). Chapters not yet on the "
+            f"registry: {', '.join(doc.get('unregistered', [])) or 'none'}.")
+    return table, note
+
+
 def environment_table() -> pd.DataFrame:
     hw = hardware()
     rows = {"commit": git_commit(), **{f"hardware: {k}": v for k, v in hw.items()},
