@@ -159,8 +159,8 @@ def evidence_header(chapter: str, run: Run) -> str:
     hashes = sorted({str(r["provenance"].get("code_hash")) for r in recs})
     hw = recs[0]["provenance"].get("hardware", {})
     manifest = json.loads(manifest_path(chapter, run.profile).read_text())
-    secs = (manifest.get("run") or {}).get("duration_s") or \
-        sum(r["provenance"].get("runtime_s") or 0 for r in recs)
+    secs = (manifest.get("run") or {}).get("duration_s") or 0
+    compute = manifest.get("compute_s") or sum(r["provenance"].get("runtime_s") or 0 for r in recs)
     stale = sum(is_stale(r) for r in recs)
     finished = max(r["provenance"].get("finished", "") for r in recs)
     warn = (f' <b style="color:#c62828">{stale} of {len(recs)} records are stale</b> (the code '
@@ -169,7 +169,8 @@ def evidence_header(chapter: str, run: Run) -> str:
             f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, "
             f"{_commits(commits)}, code hash{'es' if len(hashes) > 1 else ''} "
             f"<code>{', '.join(hashes)}</code>, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
-            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, the chapter ran {secs / 60:.1f} min, "
+            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, its records took {compute / 60:.1f} min of computing (the last notebook run "
+            f"{secs / 60:.1f} min), "
             f"finished {finished}.{warn}</p>")
 
 

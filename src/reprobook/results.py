@@ -391,11 +391,14 @@ def copy_records(chapters: list[str], profile: str, src: Path | None = None,
             continue
         names = sorted(f"{p.parent.name}/{p.name}" for p in copied
                        if chapter_of(p.parent.name) == ch)
-        # the tree the run used: its records' commit (copying them has just dirtied results/)
-        commits = {read_record(dst / profile / n)["provenance"].get("commit") for n in names}
+        # the trees the run used: its records' commits (copying them has just dirtied results/)
+        recs = [read_record(dst / profile / n) for n in names]
+        commits = sorted({r["provenance"].get("commit") for r in recs})
         atomic_write_json(manifest_path(ch, profile, dst), {
             "chapter": ch, "profile": profile, "records": names, "run": run,
             "code_hash": code_hash(ch),  # the chapter package as a whole
-            "commit": commits.pop() if len(commits) == 1 else git_commit(),
+            "commits": commits,
+            "compute_s": round(sum(r["provenance"].get("runtime_s") or 0 for r in recs), 1),
+            "commit": commits[0] if len(commits) == 1 else ", ".join(c[:12] for c in commits),
             "committed": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return copied, stale
