@@ -158,13 +158,15 @@ display(Markdown(
     f"`autoloss-terminal-only` is the paper's reward without the official per-step shaping."),
     t_reg.drop(columns="report"))
 
-# %% tags=["remove-input"]
+# %% mystnb={"figure": {"caption": "Quadratic regression: left (paper Fig. 1), test MSE of dense grid search (DGS) against the L1 weight $\\lambda$, AutoLoss's test MSE at the $\\lambda$ it was trained with (diamonds) and the test rows' noise floor (dotted); right, the best validation MSE on the controller partitions per controller training episode, one line per controller (corrected, the report's sign, terminal reward only). AutoLoss beats the grid if its diamonds lie below the DGS curve, and a controller learns if its line falls over the episodes.", "name": "fig-autoloss-regression"}, "image": {"alt": "Two charts: test MSE against lambda on a logarithmic axis as a line with circles for DGS, diamonds for AutoLoss and a dotted horizontal noise-floor line; and best validation MSE against episode, one line per controller."}} tags=["remove-input"]
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
 figures.lambda_sweep(reg, "test MSE", "Fig. 1 (regression): MSE vs λ", ax=ax[0])
 figures.controller_curves(reg, "best valid_ctrl MSE", ax=ax[1],
                           names={"autoloss", "autoloss-report-sign", "autoloss-terminal-only"})
 plt.tight_layout()
 plt.show()
+
+# %% tags=["remove-input"]
 abl = reg["ablation"]["mse_minus_floor"]
 paper_t3 = book.published("autoloss", r"^ablation\.mse_minus_floor\.")
 display(Markdown("Paper Table 3, feature ablation (regression MSE minus the noise floor; "
@@ -189,11 +191,14 @@ display(Markdown(
     "`autoloss-report-sign` ascends the loss as the report's code does; "
     "`autoloss-no-baseline` uses the clipped raw reward (the report's GAN controller)."),
     t_cls.drop(columns="report"))
+# %% mystnb={"figure": {"caption": "MLP classification: left, test error of dense grid search (DGS) against $\\lambda$ and AutoLoss's test error at its $\\lambda$ (diamonds); right, test accuracy of frozen, untrained random controllers with raw and with normalised features, one dot per controller seed, with the report's ranges shaded. The report found a wide spread with raw features and a narrow one with normalised features; compare the dots' spread with the shaded bands.", "name": "fig-autoloss-classification"}, "image": {"alt": "Two charts: test error against lambda on a logarithmic axis as a line with circles for DGS and diamonds for AutoLoss; and test accuracy of frozen controllers as jittered dots in two columns, raw and normalised features, with min and max ticks and two shaded horizontal bands."}} tags=["remove-input"]
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
 figures.lambda_sweep(cls, "test error", "classification: error vs λ", ax=ax[0])
 figures.frozen_controllers(cls, ax=ax[1])
 plt.tight_layout()
 plt.show()
+
+# %% tags=["remove-input"]
 fr = cls["frozen"]
 display(Markdown(
     f"Frozen random controllers ({run['classification']['frozen']} seeds): test accuracy "
@@ -221,10 +226,12 @@ display(Markdown(f"Test error (mean over trials; AutoLoss: over the trained cont
 # %% [markdown]
 # ### Sensitivity of the controller (regression)
 
-# %% tags=["remove-input"]
+# %% mystnb={"figure": {"caption": "Sensitivity of the regression controller: for each setting that changes one hyperparameter (blue) and each Table 3 feature ablation (orange, `drop:*`), the median (dot) and interquartile range (bar) of AutoLoss's test MSE over controller seeds and trials, single runs as small black dots; the official setting's IQR is shaded, the best baseline dashed and the noise floor dotted. AutoLoss is not robust in the report's sense if the medians spread further than the official median lies from the best baseline (the ratio below the figure).", "name": "fig-autoloss-sensitivity"}, "image": {"alt": "Horizontal interval plot with test MSE on the horizontal axis and one row per controller setting, each row a coloured bar with a dot and small black dots, a shaded vertical band, a dashed red vertical line and a dotted grey vertical line."}} tags=["remove-input"]
 sens = reg["sensitivity"]
 figures.sensitivity(reg)
 plt.show()
+
+# %% tags=["remove-input"]
 st = pd.DataFrame({k: {"median": f"{v['median']:.3f}", "IQR": f"{v['iqr']:.3f}",
                        "per seed": ", ".join(f"{x:.3f}" for x in v["seed_means"])}
                    for k, v in sens["settings"].items()}).T
@@ -257,6 +264,45 @@ for task, v in (("regression", reg), ("classification", cls)):
 display(pd.DataFrame(var_rows).T)
 
 # %% [markdown]
+# In the runs above the controllers barely train in the `medium` budget (a few episodes), so
+# the two signs end alike and the table cannot show the bug.
+#
+# ### The report's sign error, shown by a run
+#
+# A run where the controller does learn: many short episodes of the regression task (official
+# reward and shaping, normalised features), one controller per seed with the correct sign and
+# one with the report's, trained in one lockstep program and tested on fresh task models
+# (`reprobook.autoloss.exp_sign`). If the sign matters, the correct-sign controllers' best
+# validation MSE falls over the episodes and the report-sign ones' does not, and the tested
+# report-sign controllers have the higher test MSE, paired by seed.
+
+# %%
+sign = run.run("autoloss_sign")["values"]
+
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Best validation MSE per episode, averaged over seeds, for controllers trained with the correct REINFORCE sign and with the report's. A falling curve means the controller learns to schedule the L1 steps; the report's sign makes it descend the expected reward.", "name": "fig-autoloss-sign"}, "image": {"alt": "Two lines of best validation MSE against training episode, one for the correct sign and one for the report's sign."}}
+fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+for name, label in (("correct", "correct sign (paper Eq. 2)"), ("report", "report's sign")):
+    curve = pd.Series(sign[name]["valid_curve"]).rolling(20, min_periods=1).mean()
+    ax.plot(range(1, len(curve) + 1), curve, label=label)
+ax.set(xlabel="episode", ylabel="best validation MSE (rolling mean of 20)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% tags=["remove-input"]
+d = sign["report_minus_correct"]
+display(pd.DataFrame({name: {"best valid MSE, first fifth": f"{sign[name]['valid_first_fifth']:.3f}",
+                             "best valid MSE, last fifth": f"{sign[name]['valid_last_fifth']:.3f}",
+                             "L1 steps, first → last fifth":
+                                 f"{sign[name]['l1_first_fifth']:.2f} → {sign[name]['l1_last_fifth']:.2f}",
+                             "test MSE (mean over seeds)": f"{sign[name]['test_mse_mean']:.3f}"}
+                      for name in ("correct", "report")}).T)
+display(Markdown(
+    f"{sign['seeds']} seeds, {sign['episodes']} episodes each. Report sign minus correct sign, "
+    f"test MSE paired by seed: {d['mean']:+.3f} (95 % t interval {d['lo']:+.3f} to "
+    f"{d['hi']:+.3f}); the correct sign is better for {sign['correct_wins']} of "
+    f"{sign['seeds']} seeds. The verdict (`report-sign-bug`) is in the table at the end."))
+
+# %% [markdown]
 # ### MNIST GAN: fixed D:G schedules vs AutoLoss (paper §5.2)
 #
 # **Method.** The official DCGAN (`models/gan.py`: $z\to$ linear $7\cdot7\cdot2C$ → ReLU →
@@ -284,11 +330,13 @@ display(pd.DataFrame(var_rows).T)
 rec_g = ex_gan.run_gan(store, run.profile, run.seed, run["gan"], device=run.device)
 gv = rec_g["values"]
 
-# %% tags=["remove-input"]
+# %% mystnb={"figure": {"caption": "MNIST DCGAN (paper Sec. 5.2): inception score, computed with our own MNIST classifier, against update step for each fixed D:G schedule (thin dashed) and each AutoLoss controller trained online (thick solid), with the score of real test images (grey) and the paper's 8.6 threshold rescaled to our classifier (dotted). The speed claims compare the step at which each curve first reaches the dotted line; the paper says AutoLoss gets there before every fixed schedule.", "name": "fig-autoloss-gan"}, "image": {"alt": "Line chart with update step on the horizontal axis and inception score on the vertical axis, thin dashed lines for the fixed schedules, thick solid lines for the controllers, a grey horizontal line for real images and a dotted grey threshold line."}} tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(7, 4))
 figures.gan_is_curves(gv, ax=ax)
 plt.tight_layout()
 plt.show()
+
+# %% tags=["remove-input"]
 clf_v = gv["classifier"]
 display(Markdown(
     f"Our MNIST classifier: test accuracy **{clf_v['test_acc']:.4f}**, IS of the "

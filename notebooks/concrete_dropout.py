@@ -109,7 +109,7 @@ book.profiles_table("concrete_dropout")
 # epochs$\times\lceil N/20\rceil$ Adam steps, each on 20 indices drawn with replacement from its
 # own data, and is frozen at its last step while longer runs go on.
 
-# %%
+# %% mystnb={"figure": {"caption": "Synthetic regression (paper Sec. 4.1): left, the learned dropout probability $p$ of each layer against the number of training points $N$, ours solid and the reference notebook's printed values dashed in the same colour; right, the aleatoric and epistemic predictive standard deviations against $N$, with the true noise standard deviation 1 dotted. The claims hold if the hidden layers' $p$ and the epistemic std fall as $N$ grows and the aleatoric std approaches 1; at small $N$ our $p$ is limited by the number of Adam steps (see the caveat below).", "name": "fig-concrete_dropout-synthetic"}, "image": {"alt": "Two line charts with the number of training points on a logarithmic horizontal axis: on the left, learned p for five layers as solid lines with dots beside dashed reference lines; on the right, aleatoric and epistemic standard deviation as solid lines with dots beside dashed reference lines, and a dotted horizontal line at 1."}}
 syn_rec = cdx.synthetic_experiment(store, run.profile, run.seed, run.settings, device=run.device)
 syn = syn_rec["values"]
 fig = cdx.plot_synthetic(syn)
@@ -152,7 +152,7 @@ display(Markdown(
 # MC dropout at test. The paper's own UCI numbers are only in its figures (not retrieved); we
 # compare with grid-searched MC dropout (DropoutUncertaintyExps readme, "original" column).
 
-# %%
+# %% mystnb={"figure": {"caption": "UCI regression: the learned dropout probability $p$ of each of the three wrapped layers on every split, one panel per data set. Lines that keep their order from split to split are the stable per-layer pattern of the paper's figure; lines that cross are the absence of a pattern that the report saw on Boston.", "name": "fig-concrete_dropout-uci"}, "image": {"alt": "One line chart per UCI data set with split index on the horizontal axis and learned p on the vertical axis, one line with small dots per layer (in-h1, h1-h2, h2-mean)."}}
 uci_rec = cdx.uci_experiment(store, run.profile, run.seed, run.settings, device=run.device)
 uci = uci_rec["values"]
 fig = cdx.plot_uci(uci)
@@ -238,7 +238,7 @@ display(Markdown(
 # Bernoulli masks and the same weight penalty, the grid point picked on held-out validation
 # rows. Accuracies are weight-scaled (no MC); $p$ is recorded after every epoch.
 
-# %%
+# %% mystnb={"figure": {"caption": "MNIST: left, the learned $p$ of each layer of the MLP (input, h1, h2, h3-out) per epoch at the largest training size; middle, the final $p$ of each layer against the training-set size $N$, every size trained for the same number of steps; right, the $p$ of each layer of the spatial Concrete dropout conv net per epoch. Flat curves on the left mean that $p$ has converged; the middle panel tests the claim that $p$ falls as the training set grows.", "name": "fig-concrete_dropout-mnist"}, "image": {"alt": "Three line charts of learned p with one line with dots per layer: against epoch for the MLP, against training-set size on a logarithmic axis, and against epoch for the spatial conv net."}}
 mn = cdx.mnist_experiment(store, run.profile, run.seed, run.settings, device=run.device)
 mlp, spat = mn["mlp"]["values"], mn["spatial"]["values"]
 fig = cdx.plot_mnist(mlp, spat)
@@ -287,7 +287,7 @@ display(pd.DataFrame({"reference notebook": {"accuracy (%)": 98.92, **dict(zip(
 # report's torchtext call kept the neutral class under a binary head**, so its numbers are not
 # for SST-2 proper; the report gives validation curves only (Fig. 11), no number to compare.
 
-# %%
+# %% mystnb={"figure": {"caption": "SST-2 LSTM: left, development-set accuracy per epoch with Concrete dropout and with a fixed $p = 0.5$ on the LSTM inputs; right, the $p$ that Concrete dropout learns per epoch, with the fixed 0.5 dotted. The report's claim is that the Concrete curve on the left ends above the fixed one; the right panel shows how far $p$ moved from its start.", "name": "fig-concrete_dropout-sst"}, "image": {"alt": "Two line charts against epoch: development accuracy in percent for the concrete and fixed runs, and the learned dropout rate on the LSTM inputs with a dotted grey horizontal line at 0.5."}}
 sst_rec = cdx.sst_experiment(store, run.profile, run.seed, run.settings, device=run.device)
 sst = sst_rec["values"]
 fig = cdx.plot_sst(sst)
@@ -312,7 +312,7 @@ display(pd.DataFrame({k: {"best dev acc": r["dev_acc"], "best epoch": r["best_ep
 # The `-detached` agents (dashed) do exactly that. The paper's model-based setting (a Bayesian
 # dynamics model, $p$ vs the amount of data) is Experiment 6.
 
-# %%
+# %% mystnb={"figure": {"caption": "CartPole REINFORCE with the report's policy: left, episode length (mean over seeds, moving average) per episode for Concrete dropout, fixed $p = 0.5$ and fixed $p = 0.1$, with the report's detached log-probability versions dashed; right, the learned hidden-layer $p$ of the Concrete agents. The solid curves compare the dropout choices (the report: Concrete learns faster than fixed 0.5); dashed curves that stay flat show that the report's bug leaves the policy untrained.", "name": "fig-concrete_dropout-rl"}, "image": {"alt": "Two line charts against episode: smoothed episode length for five agents, solid for the intact gradient and dashed for the detached one, and learned hidden-layer p for the two Concrete agents."}}
 rl_rec = cdx.rl_experiment(store, run.profile, run.seed, run.settings)
 rl = rl_rec["values"]
 fig = cdx.plot_rl(rl)
@@ -348,7 +348,7 @@ display(pd.DataFrame({k: {"mean length": r["mean_length"], "first fifth": r["fir
 # Model quality: normalised MSE (1 = predicting the mean delta) and per-transition MC
 # log-likelihood on held-out transitions of fresh random-policy episodes.
 
-# %%
+# %% mystnb={"figure": {"caption": "Model-based RL on CartPole: left, the learned $p$ of each layer of the dynamics model against the number of transitions collected, for models refit from scratch at every stage (solid) and for the agent's warm-started model (dashed); right, the return of each MPC episode, with the random policy's return dotted. The paper's claim is that $p$ falls as data are collected; returns above the dotted line show that the agent plans through a useful model.", "name": "fig-concrete_dropout-mbrl"}, "image": {"alt": "Two charts: learned p for three layers against transitions collected on a logarithmic axis, solid lines with dots for the refits and dashed lines for the online model; and MPC episode return against stage as a line with dots, with a dotted grey horizontal line for the random policy."}}
 mb_rec = cdx.mbrl_experiment(store, run.profile, run.seed, run.settings)
 mb = mb_rec["values"]
 fig = cdx.plot_mbrl(mb)

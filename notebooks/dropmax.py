@@ -100,12 +100,10 @@ values = run.run("dropmax_mnist")["values"]
 errors = book.published_table("dropmax", run.profile, r"^error\.")
 errors
 
-# %% tags=["remove-input"]
+# %% mystnb={"figure": {"caption": "MNIST-1K test error of every model in the ledger, one row per claim: ours as a filled dot, the ICLR/NeurIPS paper's value as an open square and the report's as an open triangle. Our network is the official LeNet and the report used another network and other splits, so read the rows for whether the models keep the published order, not for agreement of absolute errors; the paper's claims are judged as paired gains over softmax in the verdict table.", "name": "fig-dropmax-errors-1k"}, "image": {"alt": "Dot plot with MNIST-1K test error in percent on the horizontal axis and one labelled row per claim on the vertical axis; each row has a filled blue dot for our error and, where published, an open orange square for the paper and an open green triangle for the report."}} tags=["remove-input"]
 from reprobook.plotting import published_vs_ours
 
-fig = published_vs_ours(errors[errors["key"].str.endswith(".1k")], xlabel="MNIST-1K test error (%)",
-                        title="Figure 1. Ours (dot) beside the ICLR/NeurIPS paper (square) and the "
-                              "report (triangle)")
+fig = published_vs_ours(errors[errors["key"].str.endswith(".1k")], xlabel="MNIST-1K test error (%)")
 
 # %% [markdown]
 # Each row is a claim of the ledger: the paper's column holds the ICLR submission's Table 1
@@ -140,7 +138,7 @@ display(pd.DataFrame({"test error (%)": {
 # Trained through the relaxed mask alone (no KL, no entropy term, α = 0), with or without
 # forcing z_t = 1 and with or without ReLU on the logits.
 
-# %%
+# %% mystnb={"figure": {"caption": "The $z \\to 1$ pathology: mean retain probability $\\rho$ of the non-target classes per epoch when DropMax is trained through the relaxed mask alone (no KL or entropy term), with dropped logits (left) and dropped classes (right); $z_t$ free (solid) or forced to 1 (dashed), linear (thick) or ReLU (thin) logits, the report's own kernel dotted. A curve that climbs to the grey line at 0.99 means the mask has stopped dropping classes: the report finds this for free, linear drop-logit and says that ReLU logits and dropping classes avoid it.", "name": "fig-dropmax-pathology"}, "image": {"alt": "Two line charts side by side, titled drop-logit and drop-class, with epoch on the horizontal axis and mean non-target rho from 0 to 1 on the vertical axis, one line per variant distinguished by colour, width and dash style, and a thin grey horizontal line at 0.99."}}
 path = run.run("dropmax_pathology")["values"]
 fig = figures.plot_pathology(path)
 

@@ -107,7 +107,7 @@ book.profiles_table("gsc")
 #
 # ### Experiment 1 — Gaussian noise (paper Fig. 1, report Fig. 2)
 
-# %%
+# %% mystnb={"figure": {"caption": "Gaussian-noise experiment (paper Fig. 1, report Fig. 2), one colour per architecture: (A) the median gradient scale coefficient GSC(k, 0) of each linear layer over the data sets, with the 10-90 % range shaded, on a log scale; (B) the standard deviation and (C) the sign diversity of the pre-activations at each nonlinearity layer. Exploding gradients show in (A) as a straight line spanning orders of magnitude (the paper: batch-ReLU, layer-tanh, batch-tanh and SeLU; the report saw layer-tanh flat); (B) or (C) falling towards 0 with depth shows a collapsing domain.", "name": "fig-gsc-noise"}, "image": {"alt": "Three line charts with layer index from the input on the horizontal axis and one coloured line per architecture: GSC on a logarithmic vertical axis with shaded bands, pre-activation standard deviation, and pre-activation sign diversity between 0 and 0.5."}}
 cfg = {k: run[k] for k in ("depth", "width", "n_datasets", "n_points", "bn_batch")}
 noise_rec = store.run("gsc_noise", cfg | {"seed": run.seed}, run.profile, run.seed,
                       lambda: gsc.run_noise(store, run.profile, run.seed, run.settings,
@@ -191,7 +191,7 @@ display(Markdown(
 # error layer $-\log p_y$. GSC(L, 0) is measured with that error layer on a fixed set of
 # training images each epoch.
 
-# %%
+# %% mystnb={"figure": {"caption": "CIFAR-10 training of the four exploding architectures (paper Fig. 3, report Fig. 4 B-E), one colour per architecture: (B) training error per epoch, chance (0.9) dotted; (C) GSC(L, 0) per epoch, log scale; (D) and (D') effective depth per epoch from operator-norm and from GSC-weighted residual sizes; (E) the operator norm of each linear layer's weight change, log scale. *Deep networks are shallow* holds if the effective depth of every network that trained stays far below its 51 linear layers; the ledger also asks whether GSC(L, 0) moves towards 1 and whether the layers near the output change most.", "name": "fig-gsc-cifar"}, "image": {"alt": "Five line charts with one coloured line per architecture: training error against epoch with a dotted line at 0.9, GSC against epoch on a logarithmic axis, two effective-depth curves against epoch, and weight-change operator norm against linear layer index on a logarithmic axis."}}
 cifar = data.load_cifar10()
 ccfg = {k: run[k] for k in run.settings if k.startswith("cifar")} | {"seed": run.seed}
 cifar_rec = store.run("gsc_cifar", ccfg, run.profile, run.seed,

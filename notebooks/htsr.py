@@ -167,7 +167,7 @@ display(Markdown(f"MP theory for entries $N(0,1)$: $\\lambda^+ = N(1+Q^{{-1/2}})
 # %% [markdown]
 # ### Experiment 1: LeNet5 on MNIST (report §3.1)
 
-# %%
+# %% mystnb={"figure": {"caption": "LeNet5 FC1 after training on MNIST: left, the empirical spectral density (histogram) with the fitted Marchenko-Pastur density and its Tracy-Widom edge (dotted); right, the same eigenvalues on log-log axes with the power-law fit to the tail above $x_{min}$ (dotted). The paper reads this layer as Bulk+Spikes, an MP curve covering the bulk and a few eigenvalues beyond the edge; a fitted $\\alpha$ above 8 on the right means no power-law tail, not a heavy one.", "name": "fig-htsr-lenet5"}, "image": {"alt": "Two panels: a histogram of eigenvalue density with a red Marchenko-Pastur curve and a dotted vertical edge line, and a log-log scatter of eigenvalue density with a red power-law line and a dotted vertical line at x_min."}}
 lv = run.run("htsr_lenet5")["values"]
 lcfg = run.runner.config("htsr_lenet5")
 spec = htsr.Spectrum(np.asarray(lv["evals_fc1"]), N=2450, M=500)
@@ -189,7 +189,7 @@ book.published_table("htsr", run.profile, r"^(fc1\.|test_acc$|train_acc$|epochs$
 # so small batches take many more steps. The FC1 ($4096\times384$, $Q=10.67$) and FC2
 # ($384\times192$, $Q=2$) eigenvalues are pooled over runs before fitting.
 
-# %%
+# %% mystnb={"figure": {"caption": "MiniAlexNet batch-size sweep on CIFAR-10, against batch size on a log scale: train and test accuracy, then the power-law exponent $\\alpha$, the MP soft rank and the stable rank (relative to the largest batch) of FC1 and FC2. The paper's claims are that smaller batches give higher test accuracy and heavier-tailed layers (smaller $\\alpha$, soft rank and stable rank); below the `full` profile the networks see a fraction of the authors' training, so read these trends as inconclusive.", "name": "fig-htsr-sweep-metrics"}, "image": {"alt": "Four line charts with batch size on a logarithmic horizontal axis: train and test accuracy, power-law alpha for FC1 and FC2, MP soft rank for FC1 and FC2, and stable rank relative to the largest batch for FC1 and FC2."}}
 mrec = run.run("htsr_minialexnet")
 mini, mcfg = mrec["values"], run.runner.config("htsr_minialexnet")
 fig = htsr.plot_sweep_metrics(mini)
@@ -213,7 +213,7 @@ acc
 # soft ranks come from its own fits. The authors' soft ranks were read off their figure
 # (`AlexNet-Generalization-Gap.ipynb`, cell 21) and are in the verdict table.
 
-# %%
+# %% mystnb={"figure": {"caption": "FC1 ($4096 \\times 384$) of MiniAlexNet: the empirical spectral density at each batch size with the fitted Marchenko-Pastur density and its Tracy-Widom edge (dotted); each panel's title gives our phase. The paper's phases run from Bulk+Spikes at large batches to Heavy-Tailed at small ones, so the mass beyond the MP edge should grow as the batch shrinks.", "name": "fig-htsr-esd-fc1"}, "image": {"alt": "A grid of histograms, one per batch size, of FC1 eigenvalue density with a red Marchenko-Pastur curve and a dotted vertical edge line, each titled with its batch size and phase."}}
 fig = htsr.plot_sweep_esds(mini, "fc1")
 
 # %% tags=["remove-input"]
@@ -224,7 +224,7 @@ htsr.sweep_table(mini, "fc1")
 # %% [markdown]
 # **FC2** ESDs and table.
 
-# %%
+# %% mystnb={"figure": {"caption": "FC2 ($384 \\times 192$) of MiniAlexNet: the empirical spectral density at each batch size with the fitted Marchenko-Pastur density and its Tracy-Widom edge (dotted); each panel's title gives our phase. As for FC1, the paper expects heavier tails, with more mass beyond the MP edge, at smaller batches.", "name": "fig-htsr-esd-fc2"}, "image": {"alt": "A grid of histograms, one per batch size, of FC2 eigenvalue density with a red Marchenko-Pastur curve and a dotted vertical edge line, each titled with its batch size and phase."}}
 fig = htsr.plot_sweep_esds(mini, "fc2")
 
 # %% tags=["remove-input"]
@@ -242,7 +242,7 @@ htsr.sweep_table(mini, "fc2")
 # (`fixed-steps-smaller-batch-better-test`) needs equal steps (`distinct_steps == 1`, recorded
 # with the steps per batch size) and networks above chance.
 
-# %%
+# %% mystnb={"figure": {"caption": "Control for the number of SGD steps: left, test accuracy against batch size when every batch size trains for the same number of epochs (the sweep) and for the same number of steps (our control), with chance dotted; right, the SGD steps behind each point. If smaller batches do better only in the sweep, their extra steps explain the batch-size effect; if they also do better at equal steps, the steps do not explain it.", "name": "fig-htsr-fixed-steps"}, "image": {"alt": "Two line charts with batch size on a logarithmic horizontal axis: test accuracy for the same-epochs sweep (circles) and the same-steps control (squares) with a dotted chance line at 0.1, and SGD steps on a logarithmic axis for both."}}
 fixed = run.run("htsr_fixed_steps")["values"]
 fcfg = run.runner.config("htsr_fixed_steps")
 fig = htsr.plot_fixed_steps(fixed, mini)
@@ -280,7 +280,7 @@ if alex:
     display(pd.DataFrame({fc: alex["values"][fc] for fc in ("fc1", "fc2", "fc3")}).T[
         ["alpha", "D", "soft_rank", "spikes", "phase"]])
 
-# %%
+# %% mystnb={"figure": {"caption": "Pretrained networks that install offline (an extension of the paper): histogram of the fitted power-law exponent $\\alpha$ over every layer of each network, clipped at 12, with $2 \\le \\alpha \\le 4$ shaded. Layers inside the band are heavy-tailed in the paper's sense and layers above 8 have no power-law tail; the panel is empty when no pretrained network could be loaded.", "name": "fig-htsr-pretrained-alpha"}, "image": {"alt": "One histogram per pretrained network with power-law alpha from 1 to 12 on the horizontal axis and the number of layers on the vertical axis, with a shaded green band from 2 to 4."}}
 fig = htsr.plot_alpha_histograms(pre["tables"])
 
 # %% [markdown]

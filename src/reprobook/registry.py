@@ -8,8 +8,9 @@ per cell) and ``summarise(cell_values, cfg)``, which builds the values the ledge
 ``modules`` are the files whose code computes it (its code hash: a plotting change never
 stales evidence). :mod:`reprobook.runner` runs them.
 
-The chapters are registered by importing ``reprobook.<chapter>.experiments``; a chapter not
-yet moved onto the registry keeps its own drivers and its whole package as its code hash.
+The chapters are registered by importing ``reprobook.<chapter>.experiments`` and any
+``reprobook.<chapter>.exp_*`` module; a chapter not yet moved onto the registry keeps its own
+drivers and its package (less its ``exp_*`` modules, hashed per experiment) as its code hash.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Experiment:
     slice: Callable | None = None  # cfg -> (short cfg, scale): `plan` times it x scale
     memory_gb: Callable | None = None  # cfg -> GB one cell needs (for `plan`)
     missing: tuple = ()  # exceptions that mean "cannot run here" (no data or weights offline)
+    profiles: dict | None = None  # its own profile sections, for a chapter whose PROFILES lack it
 
     def code_hash(self) -> str:
         """Hash of the files that compute this experiment and the shared training code."""
@@ -92,6 +94,8 @@ def load(chapter: str) -> None:
     except ModuleNotFoundError as err:
         if err.name != f"reprobook.{chapter}.experiments":
             raise
+    for path in sorted((SRC / chapter).glob("exp_*.py")):  # experiments added to a chapter
+        importlib.import_module(f"reprobook.{chapter}.{path.stem}")  # not yet on the registry
 
 
 def chapter_of(name: str) -> str:

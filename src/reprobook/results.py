@@ -45,8 +45,8 @@ def code_hash(chapter: str) -> str:
     """A hash of the code that produces a chapter's numbers: its package (or module) and the
     shared machinery (:data:`SHARED_CODE`). A record whose hash differs is *stale*."""
     src = Path(__file__).resolve().parent
-    files = sorted((src / chapter).rglob("*.py")) if (src / chapter).is_dir() else \
-        [src / f"{chapter}.py"]
+    files = sorted(f for f in (src / chapter).rglob("*.py") if not f.name.startswith("exp_")) \
+        if (src / chapter).is_dir() else [src / f"{chapter}.py"]  # exp_*: hashed per experiment
     h = hashlib.sha256()
     for f in [*files, *(src / name for name in SHARED_CODE)]:
         if f.exists():

@@ -118,9 +118,10 @@ class Runner:
         exp = registry.get(name)
         if exp.chapter != self.chapter:
             raise ParameterError(f"experiment {name!r} belongs to chapter {exp.chapter}")
-        if name not in self.settings:
+        own = (exp.profiles or {}).get(self.profile)
+        if name not in self.settings and own is None:
             raise ParameterError(f"profile {self.profile!r} has no section for {name!r}")
-        cfg = dict(self.settings[name])
+        cfg = dict(self.settings[name] if name in self.settings else own)
         if "seed" not in cfg and "seeds" not in cfg:
             cfg["seed"] = self.seed  # the run's seed is part of the config that is hashed
         unknown = sorted(set(overrides) - set(cfg))
