@@ -257,7 +257,7 @@ CHANCE = [
     (r"^values\.classifier\.test_acc$", 0.1),  # AutoLoss: the MNIST classifier of the IS
     (r"^values\.acc\.|^values\.frozen\..*\.q25$", 0.5),  # AutoLoss: balanced binary task
     (r"^values\.transfer\.error\.", 0.5),  # AutoLoss: binary transfer tasks
-    (r"mse_raw|^values\.sensitivity\.settings\..*\.median$", 13.76),  # AutoLoss: theta = 0
+    (r"mse_raw|^values\.sensitivity\.settings\..*\.median$|^values\.correct\.test_mse_mean$", 13.76),  # AutoLoss: theta = 0
     (r"^values\.is\.", 1.0),  # Inception score of a collapsed generator
     (r"^values\.(accuracy|acc_by_size\.|regularisers\..*\.acc|tuned_dropout\.test)", 10.0),  # %
     (r"dev_acc$", 50.0),  # SST-2, binary, %
