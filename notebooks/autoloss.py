@@ -23,6 +23,8 @@ _before = set(globals())
 profile = "small"
 seed = 0
 device = "auto"
+executor = "local"
+address = ""
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
@@ -36,7 +38,7 @@ from reprobook.autoloss import experiments as ex
 from reprobook.autoloss import figures
 from reprobook.autoloss import gan as ex_gan
 
-run = book.start("autoloss", profile, seed, device, _new)
+run = book.start("autoloss", profile, seed, device, _new, executor, address)
 store = book.store()
 display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}."))
 
@@ -175,6 +177,32 @@ display(Markdown("Paper Table 3, feature ablation (regression MSE minus the nois
 display(book.provenance(rec))
 
 # %% [markdown]
+# **Where our W/O L1 and S2 rows differ from the paper's.** A difference of data, scale or
+# definition would move every row of Table 1 alike, and it does not. Divided by the test rows'
+# noise floor, the rows that regularise (DGS, S1, S3) sit close to the paper's, while W/O L1 and
+# S2 are far off (table below, from this run's record).
+#
+# - **W/O L1** is how Adam overfits this model. There are 200 training rows for 152 distinct
+#   quadratic features, Adam moves every coefficient at the same rate, and the best-validation
+#   checkpoint comes early and is already overfitted. The released code has no W/O L1 baseline
+#   (`trainer.baseline` in safpla/AutoLossRelease @ c3cdf97 runs only the 1:1 alternation), so
+#   the paper's number cannot be traced to code. The qualitative claim, that W/O L1 overfits,
+#   holds more strongly in our run.
+# - **S2** takes an L1 step when (λ‖θ‖₁ − L_val)/L_val exceeds its threshold. At the true
+#   weights that statistic is about −0.8, so only thresholds near −0.75 to −0.8 hold the model
+#   at the true L1 norm. The `medium` grid stops at −0.5, and validation picked that edge point
+#   (below). The `full` grid includes −0.75.
+
+# %% tags=["remove-input"]
+floor_paper = book.published("autoloss", r"^noise_floor_test$")["noise_floor_test"]  # ledger
+display(pd.DataFrame({m: {"ours: test MSE / noise floor": round(reg["mse_raw"][m] / reg["noise_floor_test"], 3),
+                          "paper: (its MSE − floor + floor) / floor":
+                              round((paper_reg[m] + floor_paper) / floor_paper, 3)}
+                      for m in ("dgs", "s1", "s3", "s2", "w-o-l1") if m in reg["mse_raw"]}).T)
+display(Markdown(f"S2's threshold picked on the validation rows: `{reg['picked'].get('s2')}`; "
+                 f"the grid: {run['regression']['thresholds']}."))
+
+# %% [markdown]
 # ### MLP classification (paper Table 1)
 
 # %%
@@ -270,11 +298,12 @@ display(pd.DataFrame(var_rows).T)
 # ### The report's sign error, shown by a run
 #
 # A run where the controller does learn: many short episodes of the regression task (official
-# reward and shaping, normalised features), one controller per seed with the correct sign and
-# one with the report's, trained in one lockstep program and tested on fresh task models
-# (`reprobook.autoloss.exp_sign`). If the sign matters, the correct-sign controllers' best
-# validation MSE falls over the episodes and the report-sign ones' does not, and the tested
-# report-sign controllers have the higher test MSE, paired by seed.
+# reward and shaping, normalised features) and a controller learning rate of 0.01, high enough
+# for the policy to move in that budget; one controller per seed with the paper's sign and one
+# with the report's, trained in one lockstep program and tested on fresh task models at the
+# training horizon (`reprobook.autoloss.exp_sign`). The bug shows if the two signs move the
+# share of L1 steps in opposite directions; it matters for the task if the report-sign
+# controllers end with the higher test MSE, paired by seed.
 
 # %%
 sign = run.run("autoloss_sign")["values"]
@@ -292,15 +321,16 @@ plt.show()
 d = sign["report_minus_correct"]
 display(pd.DataFrame({name: {"best valid MSE, first fifth": f"{sign[name]['valid_first_fifth']:.3f}",
                              "best valid MSE, last fifth": f"{sign[name]['valid_last_fifth']:.3f}",
-                             "L1 steps, first → last fifth":
-                                 f"{sign[name]['l1_first_fifth']:.2f} → {sign[name]['l1_last_fifth']:.2f}",
+                             "share of L1 steps, first → last fifth":
+                                 f"{sign[name]['l1_first_fifth']:.3f} → {sign[name]['l1_last_fifth']:.3f}",
                              "test MSE (mean over seeds)": f"{sign[name]['test_mse_mean']:.3f}"}
                       for name in ("correct", "report")}).T)
 display(Markdown(
     f"{sign['seeds']} seeds, {sign['episodes']} episodes each. Report sign minus correct sign, "
     f"test MSE paired by seed: {d['mean']:+.3f} (95 % t interval {d['lo']:+.3f} to "
     f"{d['hi']:+.3f}); the correct sign is better for {sign['correct_wins']} of "
-    f"{sign['seeds']} seeds. The verdict (`report-sign-bug`) is in the table at the end."))
+    f"{sign['seeds']} seeds. The verdicts (`report-sign-reverses-policy`, `report-sign-bug`) "
+    "are in the table at the end."))
 
 # %% [markdown]
 # ### MNIST GAN: fixed D:G schedules vs AutoLoss (paper §5.2)

@@ -16,7 +16,8 @@ import torch
 from reprobook.results import REPO_ROOT, committed_run
 
 REPORT = ("import json\nprint('RUN=' + json.dumps({'profile': run.profile, 'seed': run.seed, "
-          "'requested': run.requested, 'seeds': run.settings.get('seeds'), "
+          "'requested': run.requested, "
+          "'seeds': run.settings.get('seeds') or run.settings.get('dropmax_mnist', {}).get('seeds'), "
           "'header': book.evidence_header(run.chapter, run)}))")
 
 
@@ -63,11 +64,17 @@ def _isolated_results(tmp_path, monkeypatch):
     ({"seed": "abc"}, ["'abc'", "whole number"]),
     ({"seed": -1}, ["-1", "whole number"]),
     ({"epochs": 3}, ["epochs", "profile, seed, device"]),
+    ({"executor": "slurm"}, ["'slurm'", "local, ray"]),
 ])
 def test_bad_parameter_is_one_line(tmp_path, params, words):
     _, err = execute(tmp_path, "dropmax", **params)
     line = one_line_error(err)
     assert all(w in line for w in words), line
+
+
+def test_executor_is_refused_by_a_chapter_not_on_the_registry(tmp_path):
+    line = one_line_error(execute(tmp_path, "gsc", executor="ray")[1])
+    assert "executor" in line and "profile, seed, device" in line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
