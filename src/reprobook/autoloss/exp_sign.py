@@ -59,6 +59,9 @@ def sign_run(cfg: dict, ctx) -> dict:
     out["report_minus_correct"] = {"mean": mean, "lo": lo, "hi": hi}
     out["correct_wins"] = int((test[:n] < test[n:]).sum())
     out["l1_change_product"] = out["correct"]["l1_change"] * out["report"]["l1_change"]
+    last = valid[-k:].mean(0)  # each controller's best validation MSE over its last episodes
+    mean, lo, hi = paired_t(last[n:], last[:n])
+    out["valid_report_minus_correct"] = {"mean": mean, "lo": lo, "hi": hi}
     return out
 
 
@@ -82,5 +85,5 @@ registry.register(registry.Experiment(
     modules=("autoloss/exp_sign.py", "autoloss/engine.py", "autoloss/kernels.py",
              "autoloss/regression.py", "stats.py"),
     outputs=("episodes", "seeds", "correct", "report", "report_minus_correct", "correct_wins",
-             "l1_change_product"),
+             "l1_change_product", "valid_report_minus_correct"),
     slice=_slice, memory_gb=lambda cfg: 0.3, profiles=PROFILES))
