@@ -389,8 +389,10 @@ def copy_records(chapters: list[str], profile: str, src: Path | None = None,
     for ch, run in (runs or {}).items():
         if any(chapter_of(name.split("/")[0]) == ch for name in stale):
             continue
-        names = sorted(f"{p.parent.name}/{p.name}" for p in copied
-                       if chapter_of(p.parent.name) == ch)
+        # every current record of the chapter at this profile: those copied now and those
+        # committed before that this run reused (a run that only added an experiment)
+        names = sorted(f"{p.parent.name}/{p.name}" for p in (dst / profile).glob("*/*.json")
+                       if chapter_of(p.parent.name) == ch and not is_stale(read_record(p)))
         # the trees the run used: its records' commits (copying them has just dirtied results/)
         recs = [read_record(dst / profile / n) for n in names]
         commits = sorted({r["provenance"].get("commit") for r in recs})
