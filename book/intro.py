@@ -18,6 +18,22 @@
 # chapter reruns a paper's experiments from one command, offline, puts the numbers the paper
 # and the reproducibility report published beside ours, and computes a verdict for each claim
 # of its ledger: one against the paper and one against the report where both state it.
+
+# %% tags=["parameters"]
+profile = "small"
+
+# %% tags=["remove-input"]
+from IPython.display import HTML, Markdown, display
+
+from reprobook import book
+
+display(Markdown("## Does it reproduce?\n\nThe central claims of each paper and report (the "
+                 "ones their abstracts and conclusions make), judged on the strongest evidence "
+                 "committed for each chapter; ★ marks them in the chapters' verdict tables."))
+display(HTML(book.cards_html(profile)))
+
+# %% [markdown]
+# ## The chapters
 #
 # | chapter | paper | reproducibility report |
 # |---|---|---|
@@ -32,19 +48,6 @@
 # [summary](summary.ipynb) has every claim of the five ledgers in one searchable table, with downloads (a verdict is
 # *inconclusive* where the run was too short, or the network did not train, to test the claim), and the
 # [execution status](status.ipynb) page says how, where and how long each chapter ran.
-
-# %% tags=["parameters"]
-profile = "small"
-
-# %% tags=["remove-input"]
-from IPython.display import HTML, Markdown, display
-
-from reprobook import book
-
-display(Markdown("## Does it reproduce?\n\nThe central claims of each paper and report (the "
-                 "ones their abstracts and conclusions make), judged on the strongest evidence "
-                 "committed for each chapter; ★ marks them in the chapters' verdict tables."))
-display(HTML(book.cards_html(profile)))
 
 # %% [markdown]
 # ## Reading a chapter

@@ -114,11 +114,14 @@ def card_html(chapter: str, title: str, table: pd.DataFrame, page: str = "") -> 
     for _, r in table[table["headline"] != ""].iterrows():
         v = [f"paper {badge(str(r['verdict vs paper']))}" if r.get("verdict vs paper") else "",
              f"report {badge(str(r['verdict vs report']))}" if r.get("verdict vs report") else ""]
-        nums = " · ".join(f"{k} {_num(r.get(k))}" for k in ("paper", "report", "ours")
+        ours = ("ours (lower end of its 95 % interval)" if str(r.get("key", "")).endswith(".lo")
+                else "ours")
+        nums = " · ".join(f"{label} {_num(r.get(k))}" for k, label in
+                          (("paper", "paper"), ("report", "report"), ("ours", ours))
                           if _num(r.get(k)) != "—")
         why = plain_why(str(r.get("why") or ""))
         decide = (f"<br><small>To decide it: {html.escape(why)}</small>"
-                  if r["verdict"] in ("inconclusive", "not run") and why else "")
+                  if str(r["verdict"]).startswith(("inconclusive", "not run")) and why else "")
         at = f" (judged at <code>{html.escape(str(r['profile']))}</code>)" if r.get("profile") else ""
         items.append(f"<li>{html.escape(str(r['headline']))} {' '.join(x for x in v if x)}"
                      f"<br><small>{nums}{at} · {id_link(r['id'], page)}</small>{decide}</li>")

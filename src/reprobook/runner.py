@@ -25,6 +25,7 @@ from .results import Store, config_hash
 
 EXECUTORS = ("local", "ray")
 MISSING = "__missing__"  # a cell that cannot run here (its reason), never stored
+SAME_COST = ("seed", "run")  # cells that differ only in these cost the same (plan times one)
 
 
 def _compute_cell(name: str, cfg: dict, seed: int, device: str, checkpoint=None):
@@ -214,7 +215,7 @@ class Runner:
                    "memory_gb": exp.memory_gb(c) if exp.memory_gb else None, "seconds": None}
             if time_slices and exp.slice and not row["done"]:
                 short, scale = exp.slice(c)
-                key = config_hash({k: v for k, v in short.items() if k != "seed"})
+                key = config_hash({k: v for k, v in short.items() if k not in SAME_COST})
                 if key not in timed:
                     timed[key] = _compute_cell(name, short, int(c.get("seed", 0)), self.device)[2]
                 row["seconds"] = timed[key] * scale
