@@ -54,7 +54,7 @@ def plain_why(why: str) -> str:
     why = re.sub(r"key '([^']+)' missing in the record of (\w+)",
                  r"this run did not compute it (no value \1 in the \2 record)", why)
     why = re.sub(r"^needs ", "this run is too small to test it: it needs ", why)
-    why = re.sub(r"^sanity: ", "a model it reads did not train well enough: ", why)
+    why = re.sub(r"^sanity: ", "the run failed a sanity condition (the model did not train, or the quantity collapsed): ", why)
     return why.replace("values.", "").replace("config.", "")
 
 
