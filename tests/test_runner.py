@@ -141,3 +141,12 @@ def test_a_killed_worker_is_retried_and_every_record_is_written_once(tmp_path, c
     assert len(files) == len(rec["cells"]) == 10
     assert len({read_record(f)["config_hash"] for f in files}) == 10
     assert not list((tmp_path / "small").rglob("*.tmp"))
+
+
+def test_code_hash_ignores_docstrings_and_comments_but_not_code(tmp_path):
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n')
+    b.write_text('"""Another text."""\ndef f(x):\n    # a comment\n    """Other doc."""\n'
+                 '    return x + 1\n')
+    c.write_text('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    assert registry.code_text(a) == registry.code_text(b) != registry.code_text(c)

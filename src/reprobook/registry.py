@@ -14,6 +14,7 @@ drivers and its package (less its ``exp_*`` modules, hashed per experiment) as i
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 from dataclasses import dataclass, field
@@ -27,6 +28,22 @@ CHAPTERS = ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr")
 # Shared code whose change can move any experiment's numbers.
 SHARED_COMPUTE = ("train.py", "data.py")
 SRC = Path(__file__).resolve().parent
+
+
+def code_text(path: Path) -> bytes:
+    """What a code hash reads of a source file: its syntax tree without docstrings (comments
+    are not in it), so that editing a docstring or a comment never stales evidence while any
+    change to the code does."""
+    if not path.exists():
+        return b""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
 
 
 @dataclass(frozen=True)
@@ -50,8 +67,7 @@ class Experiment:
         """Hash of the files that compute this experiment and the shared training code."""
         h = hashlib.sha256()
         for rel in (*sorted(self.modules), *SHARED_COMPUTE):
-            f = SRC / rel
-            h.update(rel.encode() + b"\0" + (f.read_bytes() if f.exists() else b""))
+            h.update(rel.encode() + b"\0" + code_text(SRC / rel))
         return h.hexdigest()[:16]
 
 

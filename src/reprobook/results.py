@@ -43,14 +43,16 @@ def chapter_of(experiment: str) -> str:
 
 def code_hash(chapter: str) -> str:
     """A hash of the code that produces a chapter's numbers: its package (or module) and the
-    shared machinery (:data:`SHARED_CODE`). A record whose hash differs is *stale*."""
+    shared machinery (:data:`SHARED_CODE`), read as syntax trees without docstrings
+    (:func:`reprobook.registry.code_text`). A record whose hash differs is *stale*."""
     src = Path(__file__).resolve().parent
     files = sorted(f for f in (src / chapter).rglob("*.py") if not f.name.startswith("exp_")) \
         if (src / chapter).is_dir() else [src / f"{chapter}.py"]  # exp_*: hashed per experiment
+    from .registry import code_text
     h = hashlib.sha256()
     for f in [*files, *(src / name for name in SHARED_CODE)]:
         if f.exists():
-            h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes())
+            h.update(str(f.relative_to(src)).encode() + b"\0" + code_text(f))
     return h.hexdigest()[:16]
 
 

@@ -1,5 +1,5 @@
 """Xu et al., "AutoLoss: Learning Discrete Schedules for Alternate Optimization" (ICLR 2019,
-arXiv 1810.02442), and the reproducibility report of Kothari, Liu & Lavrov (seed 001).
+arXiv 1810.02442), and the reproducibility report of Kothari, Liu & Lavrov.
 
 ``kernels`` holds the data generators, the quadratic task model and L1 loss, the controller with
 REINFORCE and its baseline, the rewards, the hand-crafted schedules and the inception score;
@@ -9,7 +9,7 @@ settings and feature ablations; ``experiments`` the chapter's runs (``run_regres
 regression row, Fig. 1 sweep, Table 3, sensitivity; ``run_classification``: Table 1
 classification row, report variants, frozen random controllers); ``gan`` the MNIST DCGAN with
 fixed D:G schedules and the online controller (paper §4.4, §5.2); ``figures`` the plots.
-Official code: safpla/AutoLossRelease @ c3cdf97. Spec: shared/specs/autoloss.md.
+Paper: arXiv 1810.02442 v1 (section numbers are v1's). Official code: safpla/AutoLossRelease @ c3cdf97.
 """
 from .kernels import (L1_ACTION, MSE_ACTION, Controller, EMABaseline, final_reward,
                       handcrafted_action, inception_score, l1_penalty, make_classification_data,

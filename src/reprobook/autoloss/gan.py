@@ -28,7 +28,7 @@ different actions at each step, so batching them would compute both updates for 
 random draw (noise, minibatch indices) comes from CPU generators, so a seed gives the same
 draws on any device.
 A "step" is one optimizer update of either network; an "epoch" is n_train / batch steps.
-Spec: shared/specs/autoloss.md (§1.3 GAN features, §1.4 rewards, §2.2 GAN config, §2.4 table).
+Sources: paper §4.2 (GAN features, reward C * IS^2), §4.4 (segment reward), §5.1.2 and the GAN table of §5.2; official config/gan/cfg.py and models/gan.py.
 """
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ def train_classifier(s: dict, seed: int, data=None, device="cpu"):
 @torch.no_grad()
 def gan_is(g: Generator, clf: nn.Module, n: int, splits: int, gen: torch.Generator) -> float:
     """IS of n generator samples on our classifier; tanh outputs rescaled to [0, 1] first (the
-    official code scores the [-1, 1] images as they are, spec §3 item 11)."""
+    official code scores the [-1, 1] images as they are: models/gan.py's tanh output goes to utils/inception_score_mnist.py unscaled)."""
     g.eval()
     z = torch.randn(n, g.z_dim, generator=gen).to(next(g.parameters()).device)
     x = (g(z) + 1) / 2

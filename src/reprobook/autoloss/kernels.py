@@ -18,7 +18,7 @@ What is here:
   L24-44), the GAN metric of paper §4.2.
 Every function takes an optional leading batch of independent models where that makes sense, so
 a grid of task models or controllers runs as one tensor program.
-Spec: shared/specs/autoloss.md (§1.2-§1.5, §2.2 and the oracles of §4).
+Sources: paper §3-§4.2 and Eq. 2, official code (files and lines above); tests/test_autoloss.py checks each function against closed forms.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Gal, Hron & Kendall, "Concrete Dropout" (NeurIPS 2017, arXiv 1705.07832), and the
-reproducibility report of Likhosherstov & de la Fuente (seed 002).
+reproducibility report of Likhosherstov & de la Fuente.
 
 ``kernels`` holds the relaxed mask, the regulariser of paper Eq. 3, the ConcreteDropout
 wrapper (Linear, spatial Conv2d, LSTM inputs) and MC-dropout inference; ``experiments``
-gathers the chapter's runs (``models``, ``synthetic``, ``uci``, ``mnist``, ``sst``, ``rl``). Spec: shared/specs/concrete_dropout.md.
+gathers the chapter's runs (``models``, ``synthetic``, ``uci``, ``mnist``, ``sst``, ``rl``). Reference code: yaringal/ConcreteDropout @ 0cb396d.
 """
 from .kernels import (ConcreteDropout, bernoulli_entropy, concrete_mask, concrete_regularization,
                       concrete_regularizer, dropout_probabilities, gaussian_mc_log_likelihood,

@@ -1,6 +1,7 @@
-"""Model-based RL with a Concrete-dropout dynamics model (paper §5.5, recalled: "Concrete dropout
-lets p adapt, decreasing as more episodes of data are collected"; spec §2.5; the report's
-model-based code, Alfo5123/ConcreteDropout experiments/rl/model-based, a Deep PILCO dynamics
+"""Model-based RL with a Concrete-dropout dynamics model (paper §4.5, NeurIPS version: the agent
+"correctly reduces its uncertainty dynamically as the amount of data increases"; its exact
+setting is unverified; the report's
+model-based code, Alfo5123/ConcreteDropout @ de313d5 experiments/rl/model-based, a Deep PILCO dynamics
 model with *fixed* dropout).
 
 Our setting (choices, the paper's text being unavailable):
@@ -17,7 +18,7 @@ Our setting (choices, the paper's text being unavailable):
   hidden ReLU layers of ``width`` units, Concrete dropout on the input of every layer (p per
   layer: in-h1, h1-h2, h2-out; Deep PILCO drops the hidden units, i.e. the last two), one
   learned noise variance per output dimension; inputs and targets standardised per run.
-  Objective per run (spec §1.2, §1.5; the package's regression convention, tau = 1 in the
+  Objective per run (paper Eq. 3 in the reference code's constants, heteroscedastic loss of concrete-dropout-keras.ipynb; the package's regression convention, tau = 1 in the
   constants): mean_batch sum_d [exp(-s_d)(y_d - mu_d)^2 + s_d] + (1/N) sum_layers
   [l^2 ||W||^2/(1-p) - 2 K H(p)], N the run's number of transitions.
 - Two measurements of p vs data: the agent's own model, warm-started and trained
@@ -127,7 +128,7 @@ class StackedDynamicsNet(nn.Module):
 
 def dynamics_loss(mu, s, y):
     """(R,): mean over the batch of sum_d exp(-s_d)(y_d - mu_d)^2 + s_d (2 x Gaussian NLL
-    - const, spec §1.5), y and mu standardised."""
+    - const, as in concrete-dropout-keras.ipynb), y and mu standardised."""
     return (torch.exp(-s) * (y - mu) ** 2 + s).sum(-1).mean(-1)
 
 

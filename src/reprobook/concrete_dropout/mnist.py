@@ -1,14 +1,14 @@
-"""MNIST with Concrete dropout (paper §5.3, report §3.2; spec §2.3): the 3 x 512 ReLU MLP with
+"""MNIST with Concrete dropout (paper §4.3 of the NeurIPS version, report §3.2): the 3 x 512 ReLU MLP with
 a learned p on the input of every layer (the input, h1, h2 and the softmax layer's input, as in
 Alfo5123/ConcreteDropout), beside our own hand-tuned dropout baseline (a small grid of fixed
 (p_input, p_hidden) with hard Bernoulli masks, picked on a validation split) and under several
 training-set sizes and weight regularisers -- all runs ONE stacked-weight program trained
 through ``reprobook.train.fit``, p recorded after every epoch. Also the spatial Concrete dropout
 code path on a small conv net (the reference ``spatial-concrete-dropout-keras.ipynb`` layout:
-Conv-Conv-pool-Dense-Dense, every layer's input wrapped, spec §2.3).
+Conv-Conv-pool-Dense-Dense, every layer's input wrapped; yaringal/ConcreteDropout @ 0cb396d).
 
-Objective per run r with N_r training points (spec §1.2; the reference spatial example and both
-reproductions use these constants for cross-entropy too, spec §3.3):
+Objective per run r with N_r training points (paper Eq. 3 in the reference code's constants; the reference spatial example and both
+reproductions use these constants for cross-entropy too, although the reference layer's docstring drops the factor 2 for cross-entropy, cf. GitHub issue yaringal/ConcreteDropout #8):
     CE  +  (1/N_r) sum_layers [ l_r^2 ||W||^2/(1-p) - 2 K H(p) ],
 the entropy term only for learned p's (a fixed p makes it a constant); l_r^2 = 1e-2 by default.
 """
@@ -241,7 +241,7 @@ def _summarise_mnist(runs, baselines, reg_l2, p_hist, acc, train_s, hist) -> dic
 def run_mnist_width(widths, n: int, epochs: int, batch: int = 128, lr: float = 1e-3,
                     lengthscale2: float = 1e-2, depth: int = 3, seed: int = 0,
                     device="cpu") -> dict:
-    """The paper's width study (spec §2.3, study ii): Concrete dropout on N = ``n`` rows for each
+    """The paper's width study (§4.3 of the NeurIPS version; its figure is reproduced in tpl2go/advml-team5@d719b2c:writeup.pdf Fig. 8): Concrete dropout on N = ``n`` rows for each
     hidden width (one stacked model per width: the shapes differ), learned p per layer."""
     from ..train import fit
     d = mnist_arrays(n, 1, 1, seed)
@@ -264,7 +264,7 @@ def run_mnist_width(widths, n: int, epochs: int, batch: int = 128, lr: float = 1
 
 # --------------------------------------------------------------------------- spatial conv net
 class SpatialConvNet(nn.Module):
-    """The reference spatial example's layout (spec §2.3), channels ``c1, c2``: every layer's
+    """The reference spatial example's layout (yaringal/ConcreteDropout @ 0cb396d, spatial-concrete-dropout-keras.ipynb), channels ``c1, c2``: every layer's
     input wrapped in :class:`ConcreteDropout` -- the two Conv2d ones spatial (one mask per
     example and channel, t = 2/3, K = in_channels), the two Linear ones per element (t = 0.1)."""
 

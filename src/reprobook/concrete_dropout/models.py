@@ -3,10 +3,10 @@ NeurIPS 2017, arXiv 1705.07832): ``runs`` independent MLPs with Concrete dropout
 every layer, weights stacked on dim 0 and applied with batched matmuls, so that repeated runs
 (data sizes x repetitions, the 20 UCI splits) train as ONE program and every run draws its own
 masks. (Stacked weights, not ``torch.func.vmap``: on CPU vmap's per-op overhead made a step
-2-3x slower.) Also the heteroscedastic loss (spec §1.5), MC prediction (spec §1.4) and the
+2-3x slower.) Also the heteroscedastic loss and MC prediction of the reference notebook (concrete-dropout-keras.ipynb, yaringal/ConcreteDropout @ 0cb396d) and the
 Spearman helper the drivers share.
 
-Objective (spec §1.2, §1.5; notebook ``fit_model``): per run, with N its training-set size,
+Objective (paper Eq. 3 in the reference code's constants; notebook ``fit_model``): per run, with N its training-set size,
     mean_batch[ exp(-s) (y - mu)^2 + s ]  +  (1/N) sum_layers [ l^2 ||W||^2/(1-p) - 2 K H(p) ],
 i.e. twice the negative ELBO per point with the noise learned (tau = 1 in the constants:
 weight_regularizer = l^2/N, dropout_regularizer = 2/N).

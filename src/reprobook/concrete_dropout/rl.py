@@ -1,4 +1,4 @@
-"""CartPole policy gradient with Concrete dropout (report §3.4, model-free; spec §2.5):
+"""CartPole policy gradient with Concrete dropout (report §3.4, model-free):
 REINFORCE agents with the report's policy (Alfo5123/ConcreteDropout
 experiments/rl/model-free/baseline.py: Linear(4, 128) -> dropout -> ReLU -> Linear(128, 2) ->
 softmax; Adam lr 0.01, gamma 0.99, returns normalised per episode), the hidden dropout being

@@ -1,4 +1,4 @@
-"""SST-2 sentiment with an LSTM (report §3.5.2; spec §2.6; Alfo5123/ConcreteDropout
+"""SST-2 sentiment with an LSTM (report §2.2 and §3.5.2; Alfo5123/ConcreteDropout @ de313d5
 experiments/nlp/model.py): embedding -> dropout on the LSTM *inputs* -> one LSTM layer -> a
 linear layer on the last state -> 2 classes. Concrete dropout there (:class:`ConcreteDropout`
 wrapping the batch-first ``nn.LSTM``: one mask per (sentence, feature) shared over time, the

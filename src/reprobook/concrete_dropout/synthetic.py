@@ -1,5 +1,5 @@
-"""Synthetic heteroscedastic regression (paper §5.1; the reference notebook
-``concrete-dropout-keras.ipynb``, yaringal/ConcreteDropout @ 0cb396d; spec §2.1): every
+"""Synthetic heteroscedastic regression (paper §4.1 of the NeurIPS version; the reference notebook
+``concrete-dropout-keras.ipynb``, yaringal/ConcreteDropout @ 0cb396d): every
 (data size, repetition) run trained together with stacked weights, the driver that stores
 record ``cd_synthetic``, and its figure beside the notebook's printed values.
 """

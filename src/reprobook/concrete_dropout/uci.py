@@ -1,4 +1,4 @@
-"""UCI regression (paper §5.2, report §3.1; spec §2.2): Boston, kin8nm and wine-red with the
+"""UCI regression (paper §4.2 of the NeurIPS version, report §3.1): Boston, kin8nm and wine-red with the
 20 standard splits of Gal & Ghahramani (2016) trained together (stacked weights through
 ``reprobook.train.fit``), the report's MAP-EM alternation as an ablation, the driver that stores
 records ``cd_uci_set``, ``cd_uci_mapem`` and ``cd_uci``, and the p figure.

@@ -1,6 +1,6 @@
 """Lee, Lee, Kim, Yang & Hwang, "DropMax: Adaptive Variational Softmax" (NeurIPS 2018,
 arXiv 1712.07834; ICLR 2018 submission "DropMax: Adaptive Stochastic Softmax"), and the
-reproducibility report of Liu, Nagata & English (seed 000).
+reproducibility report of Liu, Nagata & English.
 
 ``kernels`` holds the masked softmax (both modes), the relaxed and hard masks, the official
 objective's terms, the test rules, sparsemax and sampled softmax; ``models`` the MNIST trunks

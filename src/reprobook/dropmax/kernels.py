@@ -1,6 +1,6 @@
 """DropMax kernels (Lee, Lee, Kim, Yang & Hwang, "DropMax: Adaptive Variational Softmax",
 NeurIPS 2018, arXiv 1712.07834; ICLR 2018 submission "DropMax: Adaptive Stochastic Softmax";
-reproducibility report of Liu, Nagata & English, seed 000) and the output layers it is
+reproducibility report of Liu, Nagata & English) and the output layers it is
 compared with: sparsemax (Martins & Astudillo, ICML 2016) and sampled softmax (Jean et al.,
 ACL 2015).
 

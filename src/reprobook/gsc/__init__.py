@@ -1,14 +1,15 @@
 """Gradients explode - Deep networks are shallow (Philipp, Song & Carbonell, 2018, arXiv
-1712.05577), reproduced after the report of Flynn, Cann & Tasker (seed 003).
+1712.05577), reproduced after the report of Flynn, Cann & Tasker.
 
-The package, in the order of the spec (``shared/specs/gsc.md``):
+The package:
 
 - :mod:`.models` -- the seven MLPs (ReLU, layer-/batch-ReLU, tanh, layer-/batch-tanh, SeLU),
-  normalisation without parameters, the paper's initialisation (§2 E1);
-- :mod:`.kernels` -- the gradient scale coefficient GSC(k, 0) (§1.2-1.4), pre-activation std and
-  sign diversity (§1.5), the per-layer growth rate of exploding gradients (§1.3);
-- :mod:`.depth` -- effective depth (§1.6) from operator-norm or GSC-weighted residual sizes,
-  threshold ``tau`` a parameter;
+  normalisation without parameters, the paper's initialisation (as the report describes it);
+- :mod:`.kernels` -- the gradient scale coefficient GSC(k, 0) (paper's definition, quoted in
+  report §2), pre-activation std and sign diversity, the per-layer growth rate of exploding
+  gradients;
+- :mod:`.depth` -- effective depth from operator-norm or GSC-weighted residual sizes
+  (report §2), threshold ``tau`` a parameter;
 - :mod:`.experiments` -- the profiles and Experiment 1, Gaussian noise (paper Fig. 1);
 - :mod:`.cifar` -- Experiment 2, CIFAR-10 training on :func:`reprobook.train.fit` (paper Fig. 3);
 - :mod:`.figures` -- the chapter's plots and tables.

@@ -1,11 +1,11 @@
 """Experiment 2 of Philipp, Song & Carbonell (2018), "Gradients explode - Deep networks are
 shallow" (arXiv 1712.05577): the four exploding MLPs trained on CIFAR-10 (paper Fig. 3;
-report of Flynn, Cann & Tasker, seed 003, §3.2 and its Fig. 4), on the book's one training
+report of Flynn, Cann & Tasker, §3.2 and its Fig. 4), on the book's one training
 loop :func:`reprobook.train.fit`.
 
 - :func:`train_cifar` -- plain SGD (or Adam) with the report's decay rule; per epoch the
   training error, GSC(L, 0) with the training error layer, its growth rate over layers, and
-  the effective depth of both residual-size variants (spec shared/specs/gsc.md §1.6);
+  the effective depth of both residual-size variants (see :mod:`.depth`);
 - :func:`run_cifar` -- the learning-rate search, the final runs, a divergence probe at the
   report's largest step sizes, an Adam run, and :func:`summarise_cifar`: what the ledger's
   ``gsc_cifar`` claims read, including whether each network trained at all.
@@ -86,7 +86,7 @@ def train_cifar(arch: str, lr: float, epochs: int, x: torch.Tensor, y: torch.Ten
     Per epoch (with ``measure``): training error, GSC(L, 0) on ``gsc_points`` fixed training
     images with the training error layer, the growth rate of the whole GSC curve, and the
     effective depth at threshold ``tau`` of both residual-size variants (operator-norm and
-    GSC-weighted, spec §1.6). ``checkpoint`` (a path) makes the run resumable.
+    GSC-weighted, see :mod:`.depth`). ``checkpoint`` (a path) makes the run resumable.
     """
     if loss not in ("kl", "ce"):
         raise ValueError(f"loss must be 'kl' or 'ce', not {loss!r}")

@@ -3,16 +3,16 @@ shallow" (arXiv 1712.05577): the residual trick applied to a trained MLP, W_l(t)
 Delta W_l, and the largest lambda whose lambda-residual paths still carry a non-negligible
 part of the gradient (paper Fig. 3D; report §3.2).
 
-The paper's exact estimator could not be retrieved; spec shared/specs/gsc.md §1.6 gives two
+The paper's exact estimator could not be retrieved; we implement two
 variants, both here, with the threshold ``tau`` always a parameter (never hard-coded):
 
-- operator-norm residual size (§1.6 step 1): rho_l = ||Delta W_l||_op / ||W_l(0)||_op;
-- GSC-weighted residual size (§1.6 step 4): rho_l = ||Delta W_l||_op ||f_(l+1)|| / ||f_l||,
+- operator-norm residual size (ours, from the weight-change operator norm of paper Fig. 3E, report §3.2): rho_l = ||Delta W_l||_op / ||W_l(0)||_op;
+- GSC-weighted residual size (our variant): rho_l = ||Delta W_l||_op ||f_(l+1)|| / ||f_l||,
   averaged quadratically over data (f_(l+1) is the input of linear layer l, f_l its output),
   i.e. the relative change of f_l that Delta W_l can cause, in the sense of GSC(l+1, l).
 
-Then c_lambda = e_lambda(rho_1..rho_L), the elementary symmetric polynomial (§1.6 step 2), and
-the effective depth is max{lambda : c_lambda >= tau} (§1.6 step 3).
+Then c_lambda = e_lambda(rho_1..rho_L), the elementary symmetric polynomial (our estimator of the λ-residual paths of report §3.2), and
+the effective depth is max{lambda : c_lambda >= tau} (tau ours).
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ import torch
 from .kernels import quadratic_mean
 from .models import MLP
 
-TAU = 1e-6  # the spec's default threshold (§1.6 step 3, [O]); every function takes ``tau``
+TAU = 1e-6  # our default threshold (the paper's could not be retrieved); every function takes ``tau``
 
 
 def elementary_symmetric(rho, max_order: int | None = None) -> np.ndarray:
-    """e_0..e_L of rho_1..rho_L by the DP E_j <- E_j + rho E_{j-1} (spec §1.6 step 2)."""
+    """e_0..e_L of rho_1..rho_L by the DP E_j <- E_j + rho E_{j-1}."""
     rho = np.asarray(rho, dtype=float)
     m = len(rho) if max_order is None else max_order
     e = np.zeros(m + 1)
@@ -40,7 +40,7 @@ def elementary_symmetric(rho, max_order: int | None = None) -> np.ndarray:
 
 
 def effective_depth(rho, tau: float = TAU) -> int:
-    """Largest lambda whose lambda-residual paths contribute e_lambda(rho) >= tau (spec §1.6).
+    """Largest lambda whose lambda-residual paths contribute e_lambda(rho) >= tau (report §3.2's definition, our estimator).
 
     A non-finite rho (a diverged run) gives 0, as the first loop did."""
     if not tau > 0:
@@ -66,7 +66,7 @@ def weight_change(model: MLP, initial: list[torch.Tensor]) -> dict:
 
 def layer_io_norms(model: MLP, x: torch.Tensor, group: int | None = None):
     """||f_(l+1)|| (input) and ||f_l|| (output) of every linear layer, per point (per batch of
-    ``group`` points for a batch-norm model, the batch being one input, spec §1.4): two
+    ``group`` points for a batch-norm model, the batch being one input, our recalled reading of the paper, unverified): two
     (groups, layers) tensors, from one forward pass without gradients."""
     n, d_in = x.shape
     b = (group or 100) if model.batch_norm else 1
@@ -87,7 +87,7 @@ def layer_io_norms(model: MLP, x: torch.Tensor, group: int | None = None):
 
 
 def gsc_weighted_rho(op_change, ins: torch.Tensor, outs: torch.Tensor) -> list[float]:
-    """rho_l = ||Delta W_l||_op * Q[||f_(l+1)|| / ||f_l||] (spec §1.6 step 4), from the
+    """rho_l = ||Delta W_l||_op * Q[||f_(l+1)|| / ||f_l||] (our GSC-weighted variant), from the
     weight-change norms and the :func:`layer_io_norms` of the current network."""
     ratio = quadratic_mean(ins / outs).tolist()
     return [float(c) * r if math.isfinite(c) else float("nan") for c, r in zip(op_change, ratio)]

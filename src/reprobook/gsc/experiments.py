@@ -1,9 +1,9 @@
 """Experiment 1 of Philipp, Song & Carbonell (2018), "Gradients explode - Deep networks are
 shallow" (arXiv 1712.05577): the seven MLPs at initialisation on Gaussian noise (paper Fig. 1;
-report of Flynn, Cann & Tasker, seed 003, §3.1 and its Fig. 2), and the chapter's profiles.
+report of Flynn, Cann & Tasker, §3.1 and its Fig. 2), and the chapter's profiles.
 
 - :func:`noise_replicate` -- one fresh network on one fresh data set: GSC(k, 0), pre-activation
-  std and sign diversity per layer, the growth rate (spec shared/specs/gsc.md §2 E1);
+  std and sign diversity per layer, the growth rate (paper Fig. 1, report §3.1);
 - :func:`run_noise` -- every architecture x ``n_datasets`` replicates, one results record each,
   and the summary the ledger's ``gsc_noise`` claims read;
 - :func:`time_matmul`, :func:`matmul_flops` -- the matrix-product floor of the experiment;

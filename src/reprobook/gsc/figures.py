@@ -1,6 +1,6 @@
 """Figures and tables of the GSC chapter: Philipp, Song & Carbonell (2018), "Gradients explode -
 Deep networks are shallow" (arXiv 1712.05577), Fig. 1 (Gaussian noise) and Fig. 3 (CIFAR-10),
-as reproduced by Flynn, Cann & Tasker (seed 003, Fig. 2 and Fig. 4).
+as reproduced by Flynn, Cann & Tasker (report Fig. 2 and Fig. 4).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def plot_noise(summary: dict):
 
 def plot_cifar(summary: dict):
     """Five panels as paper Fig. 3 / report Fig. 4 (B-E), effective depth in both variants
-    (spec §1.6: operator-norm and GSC-weighted residual sizes)."""
+    (operator-norm and GSC-weighted residual sizes, see :mod:`.depth`)."""
     import matplotlib.pyplot as plt
     from ..plotting import arch_color
 

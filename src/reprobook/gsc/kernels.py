@@ -3,9 +3,9 @@ Deep networks are shallow" (arXiv 1712.05577), and the collapsing-domain metrics
 
 Layers are numbered in reverse (layer 1 feeds the error layer f_0, layer L reads the input),
 as in the paper; arrays returned here are indexed by the linear layer counted from the input
-(index 0 = layer L). Equations: spec shared/specs/gsc.md §1.2 (qm norm), §1.3 (GSC at a point,
-report §2 eq. for GSC(k, l)), §1.4 (quadratic expectation over data; batch as one input),
-§1.5 (pre-activation std and sign diversity).
+(index 0 = layer L). Equations: report §2 (qm norm; GSC(k, l) at a point; exploding gradients)
+and §3.1 (quadratic expectation over data); batch as one input is our recalled reading of the paper, unverified;
+pre-activation std and sign diversity as in paper Fig. 1B/1C (sign diversity min(P, N)/(P + N), vitalab review).
 
 - :func:`gsc_curve` -- GSC(k, 0) at every linear layer of a model over a data set;
 - :func:`layer_stats` (autograd) and :func:`fast_layer_stats` (hand-written backward for the
@@ -24,17 +24,17 @@ import torch.nn.functional as F
 from .models import ACTS, MLP
 
 def qm_norm(a: torch.Tensor) -> torch.Tensor:
-    """Quadratic-mean norm (spec §1.2): ||A||_F / sqrt(n), n = number of columns (inputs)."""
+    """Quadratic-mean norm (named in report §2; the formula is our recalled reading of the paper, unverified): ||A||_F / sqrt(n), n = number of columns (inputs)."""
     return torch.linalg.matrix_norm(a) / math.sqrt(a.shape[-1])
 
 
 def gsc_pointwise(jac: torch.Tensor, f_k: torch.Tensor, f_l: torch.Tensor) -> torch.Tensor:
-    """GSC(k, l) = ||J_l^k||_qm ||f_k||_2 / ||f_l||_2 at one point (spec §1.3)."""
+    """GSC(k, l) = ||J_l^k||_qm ||f_k||_2 / ||f_l||_2 at one point (report §2, square root of its formula)."""
     return qm_norm(jac) * f_k.norm() / f_l.norm()
 
 
 def quadratic_mean(x: torch.Tensor, dim=0) -> torch.Tensor:
-    """The quadratic expectation Q[X] = (E X^2)^(1/2) (spec §1.4)."""
+    """The quadratic expectation Q[X] = (E X^2)^(1/2) (named in report §3.1)."""
     return x.pow(2).mean(dim).sqrt()
 
 
@@ -75,7 +75,7 @@ def layer_stats(model: MLP, x: torch.Tensor, y: torch.Tensor, error=dot_error,
     """One forward and one backward pass over a batch of points; per-group raw quantities.
 
     Points are split into groups: a batch-norm model sees groups of ``group`` points
-    (default 100), each group being *one* input to the network (spec §1.4); any other model
+    (default 100), each group being *one* input to the network (our recalled reading of the paper, unverified); any other model
     sees every point as its own group. For each group g and linear layer k (from the input)
     returns ``qm[g, k] = ||d f_0 / d f_k||_qm``, ``fk[g, k] = ||f_k||``, ``f0[g] = |f_0|``,
     plus per-neuron pre-activation moments and sign counts over all points.
@@ -101,7 +101,7 @@ def layer_stats(model: MLP, x: torch.Tensor, y: torch.Tensor, error=dot_error,
 
 
 def aggregate(stats: dict, variant: str = "A", std_agg: str = "mean") -> dict:
-    """Dataset-level curves from :func:`layer_stats` (spec §1.4-1.5).
+    """Dataset-level curves from :func:`layer_stats` (report §3.1; paper Fig. 1A-C).
 
     ``variant='A'``: Q[||J||_qm] Q[||f_k||] / Q[|f_0|]; ``'B'``: Q[||J||_qm ||f_k||] / Q[|f_0|].
     Pre-activation std is the std over points of each neuron, averaged over neurons
@@ -231,10 +231,10 @@ def _fit_range(gsc_from_input, skip):
 
 def growth_rate(gsc_from_input: np.ndarray, skip: tuple[int, int] = (2, 3)) -> float:
     """Per-layer growth rate r: exp of the slope of log GSC against distance from the error
-    (exploding gradients: GSC(k, l) >= c r^(k - l), spec §1.3).
+    (exploding gradients: GSC(k, l) grows exponentially in k - l, report §2).
 
     ``gsc_from_input[0]`` is layer L. The fit drops ``skip[0]`` layers at the output end and
-    ``skip[1]`` at the input end (spec's simulation fits layers 2..47 of 50). NaN when a
+    ``skip[1]`` at the input end (the default fits layers 2..47 of 50). NaN when a
     fitted value is not a positive finite number (a diverged network).
     """
     k, g = _fit_range(gsc_from_input, skip)

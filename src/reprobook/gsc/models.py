@@ -1,10 +1,10 @@
 """The seven MLPs of Philipp, Song & Carbonell (2018), "Gradients explode - Deep networks are
 shallow" (arXiv 1712.05577), Fig. 1 and Fig. 3; as built by the report of Flynn, Cann & Tasker
-(seed 003, §3.1): ReLU, layer-ReLU, batch-ReLU, tanh, layer-tanh, batch-tanh and SeLU, 50 (or
+(report §3.1): ReLU, layer-ReLU, batch-ReLU, tanh, layer-tanh, batch-tanh and SeLU, 50 (or
 51) linear layers of width 100, normalisation without learnable parameters.
 
-Spec: shared/specs/gsc.md §2 E1 (architectures, initialisation) and §3.4 (normalisation
-placement).
+Architectures and initialisation: report §3.1; the normalisation placement (Linear -> Norm -> Act)
+is our choice (the paper's could not be read).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "selu": nn.SELU}
 class MLP(nn.Module):
     """``depth`` linear layers; every one but the last is followed by [norm ->] nonlinearity.
 
-    ``norm_position='pre'`` is Linear -> Norm -> Act (default, spec §3.4); ``'post'`` is
+    ``norm_position='pre'`` is Linear -> Norm -> Act (default, our choice); ``'post'`` is
     Linear -> Act -> Norm.
     """
 
