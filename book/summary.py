@@ -95,8 +95,10 @@ display(HTML("<ul>" + "".join(f'<li><a href="../downloads/{path}">{label}</a></l
                               for label, path in files.items()) + "</ul>"
              "<p>The verdicts files hold one row per claim: both verdicts, ours, the published "
              "numbers and their sources, the profile, the record (commit) and the key it was "
-             "read from. The records themselves are in the repository's <code>results/</code> "
-             "folder, one JSON file per run with its provenance.</p>"))
+             "read from. Each record a verdict was read from (the data behind the chapters' "
+             "tables and figures, with its provenance) is under <code>downloads/records/</code>, "
+             "linked from the explorer's rows; all records are in the repository's "
+             "<code>results/</code> folder.</p>"))
 
 # %% tags=["remove-cell"]
 assert total.loc["all chapters", "claims"] + own["claims"].sum() == sum(len(t) for t in tables.values())

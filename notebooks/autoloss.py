@@ -329,7 +329,7 @@ display(Markdown(
     f"{sign['seeds']} seeds, {sign['episodes']} episodes each. Report sign minus correct sign, "
     f"test MSE paired by seed: {d['mean']:+.3f} (95 % t interval {d['lo']:+.3f} to "
     f"{d['hi']:+.3f}); the correct sign is better for {sign['correct_wins']} of "
-    f"{sign['seeds']} seeds. The verdicts (`report-sign-reverses-policy`, `report-sign-bug`) "
+    f"{sign['seeds']} seeds. The verdicts (<a class='claim-id' href='#claim-report-sign-reverses-policy'><code>report-sign-reverses-policy</code></a>, <a class='claim-id' href='#claim-report-sign-bug'><code>report-sign-bug</code></a>) "
     "are in the table at the end."))
 
 # %% [markdown]

@@ -360,7 +360,8 @@ display(pd.DataFrame({float(k): {
     "p hidden (agent's model)": mb["p_hidden_online"][k],
     "test NMSE (refit)": mb["test_nmse"][k], "test LL (refit)": mb["test_ll"][k],
     "MPC return next episode": (mb["returns"][i] if i < len(mb["returns"]) else float("nan"))}
-    for i, k in enumerate(_keys)}).T.rename_axis("transitions (mean over seeds)").round(3))
+    for i, k in enumerate(_keys)}).T.rename_axis("transitions (mean over seeds)").round(3)
+    .fillna("—"))  # the last stage has no next episode
 display(Markdown(
     f"{mb['stages']} stages, {mb['seeds']} seeds, {mb['fit_steps']} Adam steps per refit, "
     f"{mb['online_steps']} per stage for the agent's model; random-policy return "

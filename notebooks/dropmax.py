@@ -128,7 +128,7 @@ fig = published_vs_ours(errors[errors["key"].str.endswith(".1k")], xlabel="MNIST
 display(pd.DataFrame({"test error (%)": {
     "sparsemax loss": values["error"]["sparsemax"]["approx"]["1k"],
     "CE on sparsemax probabilities": values["error"]["sparsemax-ce"]["approx"]["1k"]},
-    "zero-gradient share, last epoch": {"sparsemax loss": None,
+    "zero-gradient share, last epoch": {"sparsemax loss": "— (its gradient is never zero)",
                                        "CE on sparsemax probabilities":
                                            values.get("zero_target", {}).get("1k")}}))
 
@@ -151,7 +151,7 @@ pd.DataFrame({f"seed {c['config']['seed']}": {
 # whole dead classes, within the first epochs. From then on the final loss is 16.1 × that share
 # plus the weight decay, and the test error is close to 100 × the share (table above). How many
 # classes die is decided by the first epoch's draw. The report's own result file shows the same
-# spread: its three MNIST-1K sparsemax runs (`r2-sparsemax-ce-runs` in the verdicts) are two runs
+# spread: its three MNIST-1K sparsemax runs (<a class="claim-id" href="#claim-r2-sparsemax-ce-runs"><code>r2-sparsemax-ce-runs</code></a> in the verdicts) are two runs
 # near 23 % and one near 4 % error, and its Table 2 reports their median. The loss, the
 # sparsemax operator and the test rule are the same in both codes. So neither 23 % nor our
 # figure is a stable property of "sparsemax with cross-entropy": both are counts of dead

