@@ -250,7 +250,7 @@ def main(argv=None) -> int:
             off = [ch for ch in chapters if not experiments(ch)]
             if off:
                 parser.error(f"--executor {args.executor}: {', '.join(off)} not on the experiment "
-                             "registry yet (their notebooks run locally); use --only or drop them")
+                             "registry yet (their notebooks run locally); run them without --executor")
         sync_notebooks(chapters)
         run_chapters(chapters, args.profile, args.seed, args.device, args.executor, args.address)
     else:
