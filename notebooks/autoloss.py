@@ -306,25 +306,17 @@ display(pd.DataFrame(var_rows).T)
 # controllers end with the higher test MSE, paired by seed.
 
 # %%
+from reprobook.autoloss import exp_sign_figures as sign_figures
+
 sign = run.run("autoloss_sign")["values"]
 
 # %% tags=["remove-input"] mystnb={"figure": {"caption": "Best validation MSE per episode, averaged over seeds, for controllers trained with the correct REINFORCE sign and with the report's. A falling curve means the controller learns to schedule the L1 steps; the report's sign makes it descend the expected reward.", "name": "fig-autoloss-sign"}, "image": {"alt": "Two lines of best validation MSE against training episode, one for the correct sign and one for the report's sign."}}
-fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
-for name, label in (("correct", "correct sign (paper Eq. 2)"), ("report", "report's sign")):
-    curve = pd.Series(sign[name]["valid_curve"]).rolling(20, min_periods=1).mean()
-    ax.plot(range(1, len(curve) + 1), curve, label=label)
-ax.set(xlabel="episode", ylabel="best validation MSE (rolling mean of 20)")
-ax.legend(fontsize=8)
+fig = sign_figures.plot_sign_curves(sign)
 plt.show()
 
 # %% tags=["remove-input"]
 d = sign["report_minus_correct"]
-display(pd.DataFrame({name: {"best valid MSE, first fifth": f"{sign[name]['valid_first_fifth']:.3f}",
-                             "best valid MSE, last fifth": f"{sign[name]['valid_last_fifth']:.3f}",
-                             "share of L1 steps, first → last fifth":
-                                 f"{sign[name]['l1_first_fifth']:.3f} → {sign[name]['l1_last_fifth']:.3f}",
-                             "test MSE (mean over seeds)": f"{sign[name]['test_mse_mean']:.3f}"}
-                      for name in ("correct", "report")}).T)
+display(sign_figures.sign_table(sign))
 display(Markdown(
     f"{sign['seeds']} seeds, {sign['episodes']} episodes each. Report sign minus correct sign, "
     f"test MSE paired by seed: {d['mean']:+.3f} (95 % t interval {d['lo']:+.3f} to "

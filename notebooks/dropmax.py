@@ -133,15 +133,7 @@ display(pd.DataFrame({"test error (%)": {
                                            values.get("zero_target", {}).get("1k")}}))
 
 # %% tags=["remove-input"]
-ce_runs = [c for c in run.runner.produced["dropmax_mnist"]["cells"]
-           if c["config"]["model"] == "sparsemax-ce"]
-pd.DataFrame({f"seed {c['config']['seed']}": {
-    "test error (%)": round(c["values"]["error"]["approx"], 2),
-    "training images with zero target probability, last epoch":
-        round(c["values"]["hist"]["zero_target"][-1], 3),
-    "the same, after epoch 10": round(c["values"]["hist"]["zero_target"][min(9, len(
-        c["values"]["hist"]["zero_target"]) - 1)], 3),
-    "final training loss": round(c["values"]["hist"]["loss"][-1], 3)} for c in ce_runs}).T
+figures.dead_class_table(run.runner.produced["dropmax_mnist"]["cells"])
 
 # %% [markdown]
 # **Why 62 % here and 23 % in the report.** The failure is all-or-nothing per class. Once a

@@ -243,8 +243,7 @@ TITLES = {"dropmax": "DropMax", "autoloss": "AutoLoss", "concrete_dropout": "Con
 
 VERDICT_COLUMNS = ("verdict", "verdict vs paper", "verdict vs report",
                    "verdict, no published value")
-COLOURS = {"reproduced": "#2e7d32", "partly": "#9e7c00", "not reproduced": "#c62828",
-           "inconclusive": "#5e6b78", "not run": "#9e9e9e", "info": "#1b6ca8"}
+COLOURS = _pages.COLOURS  # one palette for every verdict label
 MEANING = {"reproduced": "our value satisfies the claim's check",
            "partly": "within the looser tolerance the ledger states",
            "not reproduced": "the run could test the claim, and our value fails the check",
@@ -302,31 +301,15 @@ def with_profiles(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def label(verdict: str, profile: str = "") -> str:
-    """A coloured verdict label (HTML); ``inconclusive at small`` takes the inconclusive colour."""
-    if not verdict:
-        return ""
-    text = f"{verdict} at {profile}" if verdict == "inconclusive" and profile else verdict
-    base = max((v for v in COLOURS if verdict.startswith(v)), key=len, default="")
-    colour = COLOURS.get(base, "#777")
-    return (f'<span class="verdict" style="background:{colour};color:#fff;'
-            f'padding:1px 6px;border-radius:3px;white-space:nowrap">{html.escape(text)}</span>')
+    """A coloured verdict label (HTML, :func:`reprobook.pages.badge`); ``inconclusive`` with a
+    profile reads "inconclusive at <profile>" and takes the inconclusive colour."""
+    return _pages.badge(f"{verdict} at {profile}" if verdict == "inconclusive" and profile
+                        else verdict)
 
 
 def legend() -> HTML:
     items = "".join(f"<li>{label(v)} {html.escape(m)}</li>" for v, m in MEANING.items())
     return HTML(f'<ul style="list-style:none;padding-left:0">{items}</ul>')
-
-
-def table_html(table: pd.DataFrame) -> str:
-    """A table with whole cells (never elided) and coloured verdict labels."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = []
-    for _, r in table.iterrows():
-        cells = [label(str(v)) if c in VERDICT_COLUMNS else html.escape(str(v))
-                 for c, v in r.items()]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f'<div style="overflow-x:auto"><table class="dataframe verdicts"><thead><tr>{head}'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def tally_markdown(tally: pd.Series) -> Markdown:

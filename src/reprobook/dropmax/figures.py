@@ -35,3 +35,22 @@ def overhead_table(values: dict, size: str = "1k"):
                 "test / softmax": round(values["test_ratio"].get(m, {}).get(size, float("nan")), 2)}
             for m in values["params"] if size in values["ms_per_step"].get(m, {})}
     return pd.DataFrame(rows).T
+
+
+def dead_class_table(cells: list):
+    """Per seed of the sparsemax-CE model: test error, the share of training images whose
+    target probability is exactly 0 (whole dead classes on the class-balanced set) at the last
+    epoch and after epoch 10, and the final training loss."""
+    import pandas as pd
+    rows = {}
+    for c in cells:
+        if c["config"]["model"] != "sparsemax-ce":
+            continue
+        h = c["values"]["hist"]
+        rows[f"seed {c['config']['seed']}"] = {
+            "test error (%)": round(c["values"]["error"]["approx"], 2),
+            "training images with zero target probability, last epoch":
+                round(h["zero_target"][-1], 3),
+            "the same, after epoch 10": round(h["zero_target"][min(9, len(h["zero_target"]) - 1)], 3),
+            "final training loss": round(h["loss"][-1], 3)}
+    return pd.DataFrame(rows).T
