@@ -37,6 +37,8 @@ from reprobook import book
 from reprobook.autoloss import experiments as ex
 from reprobook.autoloss import figures
 from reprobook.autoloss import gan as ex_gan
+from reprobook.autoloss.kernels import make_regression_data
+from reprobook.autoloss.regression import OFFICIAL
 
 run = book.start("autoloss", profile, seed, device, _new, executor, address)
 store = book.store()
@@ -189,8 +191,9 @@ display(book.provenance(rec))
 #   the paper's number cannot be traced to code. The qualitative claim, that W/O L1 overfits,
 #   holds more strongly in our run.
 # - **S2** takes an L1 step when (λ‖θ‖₁ − L_val)/L_val exceeds its threshold. At the true
-#   weights that statistic is about −0.8, so only thresholds near −0.75 to −0.8 hold the model
-#   at the true L1 norm. The `medium` grid stops at −0.5, and validation picked that edge point
+#   weights that statistic is well below −0.5 (computed below from the data generator and the
+#   validation rows' noise floor), so only thresholds near it hold the model at the true L1
+#   norm. The `medium` grid stops at −0.5, and validation picked that edge point
 #   (below). The `full` grid includes −0.75.
 
 # %% tags=["remove-input"]
@@ -199,8 +202,13 @@ display(pd.DataFrame({m: {"ours: test MSE / noise floor": round(reg["mse_raw"][m
                           "paper: (its MSE − floor + floor) / floor":
                               round((paper_reg[m] + floor_paper) / floor_paper, 3)}
                       for m in ("dgs", "s1", "s3", "s2", "w-o-l1") if m in reg["mse_raw"]}).T)
-display(Markdown(f"S2's threshold picked on the validation rows: `{reg['picked'].get('s2')}`; "
-                 f"the grid: {run['regression']['thresholds']}."))
+w_l1 = float(make_regression_data()["w"].abs().sum())  # the true weights' L1 norm
+floor_valid = reg["noise_floor_partitions"][3]  # valid_task rows
+display(Markdown(f"S2's statistic at the true weights: (λ‖w‖₁ − L_val)/L_val = "
+                 f"({OFFICIAL['lam']} × {w_l1:.3f} − {floor_valid:.3f}) / {floor_valid:.3f} = "
+                 f"{(OFFICIAL['lam'] * w_l1 - floor_valid) / floor_valid:+.2f}. S2's threshold "
+                 f"picked on the validation rows: `{reg['picked'].get('s2')}`; the grid: "
+                 f"{run['regression']['thresholds']}."))
 
 # %% [markdown]
 # ### MLP classification (paper Table 1)
