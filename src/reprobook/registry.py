@@ -36,6 +36,17 @@ def code_text(path: Path) -> bytes:
     change to the code does."""
     if not path.exists():
         return b""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)  # parse each version of a file once
+    if key not in _CODE_TEXT:
+        _CODE_TEXT[key] = _tree_text(path)
+    return _CODE_TEXT[key]
+
+
+_CODE_TEXT: dict[tuple, bytes] = {}
+
+
+def _tree_text(path: Path) -> bytes:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
