@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,6 +26,8 @@ _before = set(globals())
 profile = "small"
 seed = 0
 device = "auto"
+executor = "local"  # or "ray": each cell a task on the cluster at `address`
+address = ""
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
@@ -33,8 +37,7 @@ from IPython.display import Markdown, display
 
 from reprobook import book, data, gsc
 
-run = book.start("gsc", profile, seed, device, _new)
-store = book.store()
+run = book.start("gsc", profile, seed, device, _new, executor, address)
 display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.device}`."))
 
 # %% [markdown]
@@ -76,12 +79,12 @@ display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}, device `{run.de
 # | initialisation | $N(0, 2/d)$ ReLU family, $N(0, 1/d)$ tanh and SeLU, zero bias (report §3.1) | `make_mlp(init="paper")` |
 # | data | inputs $N(0,1/d)$ rescaled to length 10, labels $N(0,1/d)$, dot-product error | `gaussian_data` |
 # | batch norm | the whole batch of $B=100$ points is one input (a recalled reading of the paper, unverified; $B$ is ours) | `gsc_curve(group=100)` |
-# | replicates | each of the independent data sets gets its own freshly initialised network | `run_noise` |
-# | exploding | per-layer growth rate (log-linear fit over layers 2–47) above 1.02; "no explosion": 0.97–1.02 | `growth_rate`, `EXPLODE_RATE` |
-# | effective depth | largest $\lambda$ with $e_\lambda(\rho)\ge\tau$, $\tau=10^{-6}$ by default (a parameter; the table below shows three) | `effective_depth(rho, tau)`, profile key `cifar_tau` |
+# | replicates | each of the independent data sets gets its own freshly initialised network | `noise_cells`, `noise_cell` |
+# | exploding | per-layer growth rate (log-linear fit over layers 2–47) above 1.02; "no explosion": 0.97–1.02 | `growth_rate`; the thresholds are the ledger's |
+# | effective depth | largest $\lambda$ with $e_\lambda(\rho)\ge\tau$, $\tau=10^{-6}$ by default (a parameter; the table below shows three) | `effective_depth(rho, tau)`, profile key `tau` of `gsc_cifar` |
 # | residual size, operator norm | $\rho_l=\|\Delta W_l\|_{op}/\|W_l(0)\|_{op}$ (ours, from the operator norm of the weight change that the paper's CIFAR figure plots, report §3.2) | `weight_change` |
 # | residual size, GSC-weighted | $\rho_l=\|\Delta W_l\|_{op}\,\mathcal Q\big[\|f_{l+1}\|/\|f_l\|\big]$ over the GSC images (our variant) | `gsc_weighted_rho`, `layer_io_norms` |
-# | trained | final training error below 0.8 (chance: 0.9); claims about training dynamics need one trained network, and a network that did not train is excluded from the effective-depth claims | `TRAINED_ERROR` |
+# | trained | final training error below 0.8 (chance: 0.9); claims about training dynamics need one trained network, and a network that did not train is excluded from the effective-depth claims | profile key `trained_below` of `gsc_cifar` |
 #
 # One forward and one backward pass give $\partial f_0/\partial f_k$ for every layer at once
 # (no per-sample Jacobians); for the dot-product error the backward pass is written by hand
@@ -108,17 +111,15 @@ book.profiles_table("gsc")
 # ### Experiment 1 — Gaussian noise (paper Fig. 1, report Fig. 2)
 
 # %% mystnb={"figure": {"caption": "Gaussian-noise experiment (paper Fig. 1, report Fig. 2), one colour per architecture: (A) the median gradient scale coefficient GSC(k, 0) of each linear layer over the data sets, with the 10-90 % range shaded, on a log scale; (B) the standard deviation and (C) the sign diversity of the pre-activations at each nonlinearity layer. Exploding gradients show in (A) as a straight line spanning orders of magnitude (the paper: batch-ReLU, layer-tanh, batch-tanh and SeLU; the report saw layer-tanh flat); (B) or (C) falling towards 0 with depth shows a collapsing domain.", "name": "fig-gsc-noise"}, "image": {"alt": "Three line charts with layer index from the input on the horizontal axis and one coloured line per architecture: GSC on a logarithmic vertical axis with shaded bands, pre-activation standard deviation, and pre-activation sign diversity between 0 and 0.5."}}
-cfg = {k: run[k] for k in ("depth", "width", "n_datasets", "n_points", "bn_batch")}
-noise_rec = store.run("gsc_noise", cfg | {"seed": run.seed}, run.profile, run.seed,
-                      lambda: gsc.run_noise(store, run.profile, run.seed, run.settings,
-                                            device=run.device, progress=book.progress))
-noise = noise_rec["values"]
+noise_rec = run.run("gsc_noise")
+noise, ncfg = noise_rec["values"], run.runner.config("gsc_noise")
 fig = gsc.plot_noise(noise)
 
 # %% tags=["remove-input"]
-rates = gsc.noise_table(noise)
-display(Markdown(f"Growth rate: mean ± sd over {run['n_datasets']} replicates of "
-                 f"{run['n_points']:,} points. The paper's numbers in Fig. 1 could not be "
+rates = gsc.noise_table(noise, book.published("gsc", r"^rate\.", "paper"),
+                        book.published("gsc", r"^rate\.", "report"))
+display(Markdown(f"Growth rate: mean ± sd over {ncfg['n_datasets']} replicates of "
+                 f"{ncfg['n_points']:,} points. The paper's numbers in Fig. 1 could not be "
                  "retrieved (the figure is an image, reproduced as the report's Fig. 1), so its column is the qualitative reading."), rates)
 
 # %% [markdown]
@@ -140,7 +141,7 @@ display(pd.DataFrame({"value": {
     "GPU time / CPU time, one batch-ReLU replicate (the report: CPU faster)":
         (f"{noise['gpu_over_cpu']:.2f}" if isinstance(noise["gpu_over_cpu"], float)
          else noise["gpu_over_cpu"]),
-    "records reused from the store": f"{noise['reused']} of {len(noise['archs']) * run['n_datasets']}",
+    "records reused from the store": f"{sum(r['reused'] for r in noise_rec['cells'])} of {len(noise_rec['cells'])}",
 }}))
 
 # %% [markdown]
@@ -152,35 +153,26 @@ display(pd.DataFrame({"value": {
 # of each.
 
 # %% tags=["remove-input"]
-variants = {"pre-norm, Gaussian, variant A (default)": {},
-            "pre-norm, Gaussian, variant B": {"variant": "B"},
-            "pre-norm, orthogonal init": {"init": "orthogonal"},
-            "post-norm (Linear → tanh → LN)": {"norm_position": "post"}}
-abl = {}
-for name, kw in variants.items():
-    v = gsc.run_noise(store, run.profile, run.seed, run.settings, archs=("layer-tanh",),
-                      n_datasets=run["ablation_datasets"], device=run.device, **kw)
-    abl[name] = {"rate / layer": f"{v['rate']['layer-tanh']:.3f} ± {v['rate_sd']['layer-tanh']:.3f}",
-                 "GSC at layer L": f"{v['gsc_input']['layer-tanh']:.3g}",
-                 "explodes": "yes" if v["explodes"]["layer-tanh"] else "no"}
-ablation = pd.DataFrame(abl).T
-ablation
+abl = run.run("gsc_ablation")["values"]
+names = {"A": "pre-norm, Gaussian, variant A (default)", "B": "pre-norm, Gaussian, variant B",
+         "orthogonal": "pre-norm, orthogonal init", "post-norm": "post-norm (Linear → tanh → LN)"}
+display(Markdown(f"Layer-tanh, {run.runner.config('gsc_ablation')['n_datasets']} replicates "
+                 "per variant (replicate *r* of every variant draws the same data)."))
+pd.DataFrame({names.get(n, n): {"rate / layer": f"{abl['rate'][n]:.3f} ± {abl['rate_sd'][n]:.3f}",
+                                "GSC at layer L": f"{abl['gsc_input'][n]:.3g}"} for n in abl["rate"]}).T
 
 # %% tags=["remove-input"]
 lt_rates = np.array(noise["rates"]["layer-tanh"])
 se = lt_rates.std(ddof=1) / np.sqrt(len(lt_rates))
 display(Markdown(
     f"Across {len(lt_rates)} replicates the layer-tanh rate is {lt_rates.mean():.3f} "
-    f"(standard error {se:.4f}); {int((lt_rates > gsc.EXPLODE_RATE).sum())} of "
-    f"{len(lt_rates)} replicates exceed {gsc.EXPLODE_RATE}. Over 49 layers a rate "
-    f"{lt_rates.mean():.3f} multiplies the GSC by about {lt_rates.mean() ** 49:.0f}, which a "
-    "log-scale plot cannot hide. "
-    + ("In every variant above layer-tanh explodes, so our evidence sides with the paper; the "
-       "report's flat curve most likely comes from a difference in its implementation, which "
-       "we cannot inspect (its repository is no longer available)."
-       if all(r == "yes" for r in ablation["explodes"]) else
-       "Not every variant explodes: the table shows which reading of the setup removes the "
-       "explosion, a candidate explanation for the report's result.")))
+    f"(standard error {se:.4f}), the smallest replicate {lt_rates.min():.3f}. Over 49 layers a "
+    f"rate {lt_rates.mean():.3f} multiplies the GSC by about {lt_rates.mean() ** 49:.0f}, which "
+    "a log-scale plot cannot hide. Whether layer-tanh explodes in every variant of the setup "
+    "is judged in claim [ablation-layer-tanh-explodes](#claim-ablation-layer-tanh-explodes): "
+    "if it does, the report's flat curve most likely comes from a difference in its "
+    "implementation, which we cannot inspect (its repository is no longer available); if a "
+    "variant does not, that reading of the setup is a candidate explanation."))
 
 # %% [markdown]
 # ### Experiment 2 — CIFAR-10 training (paper Fig. 3, report Fig. 4)
@@ -192,18 +184,13 @@ display(Markdown(
 # training images each epoch.
 
 # %% mystnb={"figure": {"caption": "CIFAR-10 training of the four exploding architectures (paper Fig. 3, report Fig. 4 B-E), one colour per architecture: (B) training error per epoch, chance (0.9) dotted; (C) GSC(L, 0) per epoch, log scale; (D) and (D') effective depth per epoch from operator-norm and from GSC-weighted residual sizes; (E) the operator norm of each linear layer's weight change, log scale. *Deep networks are shallow* holds if the effective depth of every network that trained stays far below its 51 linear layers; the ledger also asks whether GSC(L, 0) moves towards 1 and whether the layers near the output change most.", "name": "fig-gsc-cifar"}, "image": {"alt": "Five line charts with one coloured line per architecture: training error against epoch with a dotted line at 0.9, GSC against epoch on a logarithmic axis, two effective-depth curves against epoch, and weight-change operator norm against linear layer index on a logarithmic axis."}}
-cifar = data.load_cifar10()
-ccfg = {k: run[k] for k in run.settings if k.startswith("cifar")} | {"seed": run.seed}
-cifar_rec = store.run("gsc_cifar", ccfg, run.profile, run.seed,
-                      lambda: gsc.run_cifar(store, run.profile, run.seed, run.settings, cifar,
-                                            device=run.device, progress=book.progress),
-                      data_source=cifar["source"])
-cres = cifar_rec["values"]
+cifar_rec = run.run("gsc_cifar")
+cres, ccfg = cifar_rec["values"], run.runner.config("gsc_cifar")
 fig = gsc.plot_cifar(cres)
 
 # %% tags=["remove-input"]
-display(Markdown(f"CIFAR-10 copy used: **{cres['data_source']}**. Training set: "
-                 f"{run['cifar_train']:,} images; {run['cifar_epochs']} epochs (the paper: 500; "
+display(Markdown(f"CIFAR-10 copy used: **{cifar_rec['cells'][0]['provenance'].get('data_source')}**. Training set: "
+                 f"{ccfg['train']:,} images; {ccfg['epochs']} epochs (the paper: 500; "
                  "the claims the report saw after ~80 of its 100 epochs are *inconclusive* below "
                  f"80). {cres['n_trained']} of {len(cres['trained'])} networks trained (final "
                  f"training error < {cres['trained_error_below']}, chance 0.9); the effective-depth "
@@ -217,7 +204,7 @@ gsc.cifar_table(cres)
 # the threshold $\tau$: the number is only meaningful next to its $\tau$.
 
 # %% tags=["remove-input"]
-display(Markdown(f"Threshold used for the curves and the verdicts: τ = {run['cifar_tau']:g}."))
+display(Markdown(f"Threshold used for the curves and the verdicts: τ = {ccfg['tau']:g}."))
 gsc.tau_table(cres)
 
 # %% [markdown]
@@ -285,7 +272,7 @@ table
 # outcomes are verdicts above, and seeded unit tests in tests/test_gsc.py).
 assert set(noise["rate"]) == set(gsc.ARCHS)
 assert all(np.isfinite(list(noise["rate"].values())))
-assert set(cres["trained"]) == set(run["cifar_archs"])
+assert set(cres["trained"]) == set(ccfg["archs"])
 assert all(isinstance(t, bool) for t in cres["trained"].values())
 assert np.isfinite(cres["kl_minus_ce"])
 assert (tally.drop("not run") > 0).any(), "the GSC chapter must produce verdicts"

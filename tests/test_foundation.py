@@ -150,8 +150,8 @@ def test_paired_notebooks_are_in_sync():
 # ----------------------------------------------------------------- staleness
 def test_records_carry_a_code_hash_and_go_stale_when_the_code_changes(tmp_path, monkeypatch):
     store = results.Store(tmp_path)
-    rec = store.save("gsc_noise", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)
-    assert rec["provenance"]["code_hash"] == results.code_hash("gsc")
+    rec = store.save("cd_uci", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)  # a chapter-hashed one
+    assert rec["provenance"]["code_hash"] == results.experiment_code_hash("cd_uci")
     assert not results.is_stale(rec)
     assert results.chapter_of("cd_uci") == "concrete_dropout"
     assert results.code_hash("gsc") != results.code_hash("htsr")
@@ -174,7 +174,7 @@ def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(
     rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: calls.append(1) or {"x": "new"})
     assert rec["values"]["x"] == "committed" and rec["reused"] and not calls
     results.Store(work).save("gsc_noise", {"a": 2}, "small", 0, {"x": "old"}, 1.0)
-    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
     rec = store.run("gsc_noise", {"a": 2}, "small", 0, lambda: {"x": "new"})
     assert rec["values"]["x"] == "new" and not rec["reused"]  # stale work record recomputed
     rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": "new"})
@@ -189,7 +189,7 @@ def test_rerun_stale_recomputes_committed_records_and_summaries_of_stale_parts_a
     refused by commit-results, while another chapter's records are not affected."""
     committed, work = tmp_path / "results", tmp_path / "work"
     results.Store(committed).save("cd_uci_set", {"set": "wine"}, "medium", 0, {"x": "old"}, 1.0)
-    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
     monkeypatch.setenv("REPRO_RERUN_STALE", "1")
     store = results.Store(work, read_roots=[committed])
     rec = store.run("cd_uci_set", {"set": "wine"}, "medium", 0, lambda: {"x": "new"})

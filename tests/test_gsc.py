@@ -315,11 +315,11 @@ def test_divide_on_plateau_divides_exactly():
 def test_small_noise_grid_batch_relu_explodes_relu_does_not(tmp_path):
     """Seeded replacements for the scientific asserts the chapter notebook used to make."""
     from reprobook.results import Store
-    s = dict(gsc.PROFILES["small"], n_datasets=4)
-    out = gsc.run_noise(Store(tmp_path), "small", 0, s, archs=("relu", "batch-relu"), timing=False)
+    from reprobook.runner import Runner
+    run = Runner("gsc", "small", store=Store(tmp_path))
+    out = run.run("gsc_noise", n_datasets=4, archs=["relu", "batch-relu"])["values"]
     assert out["rate"]["batch-relu"] > 1.1
     assert 0.95 < out["rate"]["relu"] < 1.05
-    assert out["explodes"] == {"relu": False, "batch-relu": True}
 
 
 # --------------------------------------------------------------------------- effective depth variants
@@ -369,24 +369,31 @@ def test_log_fit_r2_is_one_for_exact_exponential_and_nan_for_diverged():
 
 
 # --------------------------------------------------------------------------- the ledger
-def _tiny_run(tmp_path):
-    """Both experiments end to end on tiny settings and fake CIFAR pixels (seconds)."""
+def _tiny_run(tmp_path, monkeypatch):
+    """The chapter's experiments end to end through the runner on tiny settings and fake
+    CIFAR pixels (seconds)."""
+    from reprobook import data
     from reprobook.results import Store
+    from reprobook.runner import Runner
     gen = torch.Generator().manual_seed(0)
     fake = {"x_train": torch.randint(0, 256, (700, 3, 8, 8), generator=gen, dtype=torch.uint8),
             "y_train": torch.randint(0, 10, (700,), generator=gen), "source": "fake pixels"}
-    s = dict(gsc.PROFILES["small"], depth=12, width=20, n_datasets=2, n_points=200,
-             cifar_depth=6, cifar_train=600, cifar_lrs=(1e-2, 1e-1), cifar_search_epochs=1,
-             cifar_epochs=3, cifar_patience=1, cifar_gsc_points=200, cifar_probe_train=256,
-             cifar_adam_epochs=2, cifar_adam_archs=gsc.PROFILES["small"]["cifar_archs"])
-    store = Store(tmp_path)
-    return {"gsc_noise": gsc.run_noise(store, "small", 0, s),
-            "gsc_cifar": gsc.run_cifar(store, "small", 0, s, fake)}
+    monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: fake)
+    run = Runner("gsc", "small", store=Store(tmp_path))
+    small = dict(depth=12, width=20, n_datasets=2, n_points=200)
+    out = {"gsc_noise": run.run("gsc_noise", **small)["values"],
+           "gsc_ablation": run.run("gsc_ablation", **small)["values"]}
+    rec = run.run("gsc_cifar", depth=6, train=600, lrs=[1e-2, 1e-1], search_epochs=1, epochs=3,
+                  patience=1, gsc_points=200, probe_train=256, adam_epochs=2,
+                  adam_archs=gsc.ARCHS_TRAINED)
+    out["gsc_cifar"] = rec["values"]
+    out["_config"] = {"gsc_cifar": rec["config"]}
+    return out
 
 
-def test_every_ledger_key_is_written_by_the_experiments(tmp_path):
-    from reprobook import claims
-    values = _tiny_run(tmp_path)
+def test_every_ledger_key_is_written_by_the_experiments(tmp_path, monkeypatch):
+    from reprobook import claims, registry
+    values = _tiny_run(tmp_path, monkeypatch)
     for c in claims.load_ledger("gsc"):
         exp, key = c.ours["experiment"], c.ours["key"]
         if c.not_run_reason and exp not in values:
@@ -398,8 +405,9 @@ def test_every_ledger_key_is_written_by_the_experiments(tmp_path):
                 place, _, rest = k.partition(".")
                 if place == "values":
                     assert claims.lookup(values[exp], rest) is not None, f"{c.id}: {k}"
-                else:  # the chapter's settings that the ledger's needs read
-                    assert rest in {"cifar_epochs", "cifar_probe_train"}, f"{c.id}: {k}"
+                else:  # the experiment's config that the ledger's needs read
+                    assert claims.lookup(values["_config"][exp], rest) is not None, f"{c.id}: {k}"
+        assert key.split(".")[0] in registry.get(exp).outputs, f"{c.id}: {key} not declared"
     assert isinstance(values["gsc_cifar"]["trained"]["selu"], bool)
 
 
@@ -418,7 +426,7 @@ def test_ledger_has_30_claims_and_opposite_thresholds_are_disjoint():
             target = explode if getattr(c, s) == "explodes" else calm if getattr(c, s) == "no explosion" else None
             if target is not None:
                 target.setdefault(arch, []).append((c, s))
-    assert set(explode) == set(gsc.EXPLODING) and set(calm) == {"relu", "layer-relu", "tanh", "layer-tanh"}
+    assert set(explode) == set(gsc.ARCHS_TRAINED) and set(calm) == {"relu", "layer-relu", "tanh", "layer-tanh"}
     # "explodes" and "no explosion" are statements about the same quantity, the growth rate:
     # one rate may never satisfy both, whichever architectures the two claims are about
     for c1, s1 in [p for v in explode.values() for p in v]:
@@ -457,9 +465,9 @@ NOT_CLAIMS = {
     "1": "the variance 1/100 of tanh/SeLU weights, inputs and labels; p < 1 in the derivation",
     "2": "the variance 2/100 of ReLU weights; L/2 in the derivation",
     "6": "a locator: the paper discusses Fig. 1(B, C) '6 pages later'",
-    "7": ("setup", "archs"), "50": ("setup", "depth"), "100": ("setup", "width"),
-    "10000": ("setup", "n_points"), "51": ("setup", "cifar_depth"),
-    "500": ("setup", "cifar_epochs"), "5": ("setup", "cifar_patience"),
+    "7": ("setup", "archs"), "50": ("setup", "gsc_noise.depth"), "100": ("setup", "gsc_noise.width"),
+    "10000": ("setup", "gsc_noise.n_points"), "51": ("setup", "gsc_cifar.depth"),
+    "500": ("setup", "gsc_cifar.epochs"), "5": ("setup", "gsc_cifar.patience"),
     "10": "inputs rescaled to length 10 (gaussian_data: length sqrt(d) = 10)",
     "0.333": "the decay factor (DivideOnPlateau divides by 3)",
     "1e-5": "the paper's step-size grid", "3e-5": "the paper's step-size grid",
@@ -490,7 +498,8 @@ def test_ledger_covers_every_number_of_the_seed_results():
     setup = gsc.PROFILES["full"]
     for n, reason in NOT_CLAIMS.items():
         if isinstance(reason, tuple):
-            want = len(gsc.ARCHS) if reason[1] == "archs" else setup[reason[1]]
+            exp, _, key = reason[1].partition(".")
+            want = len(gsc.ARCHS) if reason[1] == "archs" else setup[exp][key]
             assert float(n) == want, f"{n}: full profile {reason[1]} = {want}"
     missing = sorted((n for n in found if float(n) not in covered and n not in NOT_CLAIMS), key=float)
     assert not missing, f"numbers of seed 003 §3-4 in no claim and not allow-listed: {missing}"

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..stats import spearman
 from ..train import EarlyStopping, Plateau, fit
 from .depth import (TAU, effective_depth, effective_depths, gsc_weighted_rho, layer_io_norms,
                     weight_change)
-from .experiments import EXPLODE_RATE, TRAINED_ERROR
 from .kernels import cross_entropy_error, growth_rate, gsc_curve, kl_error
 from .models import make_mlp
 
@@ -148,64 +148,78 @@ def train_cifar(arch: str, lr: float, epochs: int, x: torch.Tensor, y: torch.Ten
             "eff_depth_gsc_taus": effective_depths(rho_gsc), "steps_per_epoch": n_used // batch}
 
 
-def run_cifar(store, profile: str, seed: int, settings: dict, data: dict, device="cpu",
-              progress=None) -> dict:
-    """Paper Fig. 3 / report Fig. 4: learning-rate search, then training with GSC(L,0),
-    effective depth and weight-change norms per epoch (experiment ``gsc_cifar``); then a
-    divergence probe at the report's largest step sizes and an Adam run.
+def cifar_cells(cfg: dict) -> list[dict]:
+    """The cells of paper Fig. 3 / report Fig. 4: per architecture one ``train`` cell (the
+    step-size search, then the final run), one ``probe`` cell per large step size, and one
+    ``adam`` cell per architecture the profile trains with Adam."""
+    base = {k: cfg[k] for k in ("depth", "batch", "patience", "gsc_points", "train", "seed")}
+    cells = [{**base, "stage": "train", "arch": a, "lrs": cfg["lrs"], "tau": cfg["tau"],
+              "search_epochs": cfg["search_epochs"], "epochs": cfg["epochs"]}
+             for a in cfg["archs"]]
+    cells += [{**base, "stage": "probe", "arch": a, "lr": lr, "epochs": 1,
+               "probe_train": cfg["probe_train"]} for a in cfg["archs"] for lr in cfg["probe_lrs"]]
+    cells += [{**base, "stage": "adam", "arch": a, "lr": cfg["adam_lr"], "tau": cfg["tau"],
+               "epochs": cfg["adam_epochs"]} for a in cfg["adam_archs"]]
+    return cells
 
-    Every (architecture, learning rate) search run, every final run, probe and Adam run is its
-    own record; the final runs checkpoint each epoch, so an interrupted run resumes.
-    """
-    s = settings
-    x, y = cifar_tensors(data, s["cifar_train"], seed)
-    common = {"depth": s["cifar_depth"], "batch": s["cifar_batch"], "patience": s["cifar_patience"],
-              "gsc_points": s["cifar_gsc_points"], "seed": seed, "n_train": s["cifar_train"],
-              "data": data["source"]}
-    kw = dict(depth=s["cifar_depth"], batch=s["cifar_batch"], patience=s["cifar_patience"],
-              gsc_points=s["cifar_gsc_points"], seed=seed, device=device)
 
-    def run(cfg, fn, ck=None):
-        rec = store.run("gsc_cifar_run", cfg, profile, seed, fn, data_source=data["source"])
-        if ck is not None and ck.exists():
-            ck.unlink()
-        return rec["values"]
+def cifar_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    """One cell of :func:`cifar_cells`. The training subset is the same for every cell; each
+    architecture starts from its own seeded weights. A ``train`` cell picks the step size with
+    the lowest training error after ``search_epochs`` (ties: the smaller), then trains
+    ``epochs`` with per-epoch checkpoints (``ctx.checkpoint``)."""
+    from ..data import load_cifar10
+    data = load_cifar10()
+    x, y = cifar_tensors(data, cfg["train"], ctx.seed_for("gsc_cifar", "subset"))
+    kw = dict(depth=cfg["depth"], batch=cfg["batch"], patience=cfg["patience"],
+              gsc_points=cfg["gsc_points"], seed=ctx.seed_for("gsc_cifar", cfg["arch"]),
+              device=ctx.device)
+    arch = cfg["arch"]
+    if cfg["stage"] == "probe":
+        n = cfg["probe_train"]
+        v = train_cifar(arch, cfg["lr"], 1, x[:n], y[:n], measure=False, **kw)
+        return {"diverged": not math.isfinite(v["hist"]["loss"][-1])}, data["source"]
+    if cfg["stage"] == "adam":
+        return train_cifar(arch, cfg["lr"], cfg["epochs"], x, y, optimizer="adam",
+                           tau=cfg["tau"], **kw), data["source"]
+    search = {str(lr): train_cifar(arch, lr, cfg["search_epochs"], x, y, measure=False,
+                                   **kw)["final_error"] for lr in cfg["lrs"]}
+    best = min(cfg["lrs"], key=lambda lr: (search[str(lr)], lr))
+    out = train_cifar(arch, best, cfg["epochs"], x, y, checkpoint=ctx.checkpoint, tau=cfg["tau"],
+                      **kw)
+    if ctx.checkpoint is not None and ctx.checkpoint.exists():
+        ctx.checkpoint.unlink()
+    return {**out, "search": search}, data["source"]
 
-    search, final, probe, adam = {}, {}, {}, {}
-    cells = [(a, lr) for a in s["cifar_archs"] for lr in s["cifar_lrs"]]
-    for arch, lr in (progress(cells) if progress else cells):
-        cfg = {"arch": arch, "lr": lr, "epochs": s["cifar_search_epochs"], "stage": "search", **common}
-        search.setdefault(arch, {})[lr] = run(cfg, lambda: train_cifar(
-            arch, lr, s["cifar_search_epochs"], x, y, measure=False, **kw))["final_error"]
-    tau = s["cifar_tau"]
-    for arch in (progress(s["cifar_archs"]) if progress else s["cifar_archs"]):
-        best_lr = min(search[arch], key=lambda lr: (search[arch][lr], lr))
-        cfg = {"arch": arch, "lr": best_lr, "epochs": s["cifar_epochs"], "stage": "final",
-               "tau": tau, **common}
-        ck = store.checkpoint_path("gsc_cifar_run", cfg, profile)
-        final[arch] = run(cfg, lambda: train_cifar(arch, best_lr, s["cifar_epochs"], x, y,
-                                                   checkpoint=ck, tau=tau, **kw), ck)
-    n_probe = s["cifar_probe_train"]
-    for arch in s["cifar_archs"]:
-        for lr in s["cifar_probe_lrs"]:
-            cfg = {"arch": arch, "lr": lr, "epochs": 1, "stage": "probe", **common, "n_train": n_probe}
-            v = run(cfg, lambda: train_cifar(arch, lr, 1, x[:n_probe], y[:n_probe], measure=False, **kw))
-            probe.setdefault(arch, {})[str(lr)] = not math.isfinite(v["hist"]["loss"][-1])
-    for arch in s["cifar_adam_archs"]:
-        lr = s["cifar_adam_lr"]
-        cfg = {"arch": arch, "lr": lr, "epochs": s["cifar_adam_epochs"], "stage": "adam",
-               "tau": tau, **common}
-        adam[arch] = run(cfg, lambda: train_cifar(arch, lr, s["cifar_adam_epochs"], x, y,
-                                                  optimizer="adam", tau=tau, **kw))
-    logits = torch.randn(1000, 10, generator=torch.Generator().manual_seed(seed)) * 3
-    labels = torch.randint(0, 10, (1000,), generator=torch.Generator().manual_seed(seed + 1))
+
+def cifar_slice(cfg: dict) -> tuple[dict, float]:
+    """One epoch of a cell without the search, and how many such epochs the cell has."""
+    if cfg["stage"] != "train":
+        return cfg, 1.0
+    return {**cfg, "lrs": cfg["lrs"][:1], "search_epochs": 1, "epochs": 1}, \
+        (cfg["epochs"] + len(cfg["lrs"]) * cfg["search_epochs"]) / 2
+
+
+def summarise(cells: list, cfg: dict) -> dict:
+    """What the ledger's ``gsc_cifar`` claims read (:func:`summarise_cifar` and
+    :func:`summarise_extras`), and the check that the KL error layer equals cross-entropy."""
+    final = {c["arch"]: v for c, v in cells if c["stage"] == "train"}
+    search = {a: v["search"] for a, v in final.items()}
+    probe: dict = {}
+    for c, v in cells:
+        if c["stage"] == "probe":
+            probe.setdefault(c["arch"], {})[str(c["lr"])] = v["diverged"]
+    adam = {c["arch"]: v for c, v in cells if c["stage"] == "adam"}
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    logits = torch.randn(1000, 10, generator=gen) * 3
+    labels = torch.randint(0, 10, (1000,), generator=gen)
     kl_ce = float((kl_error(logits, labels) - cross_entropy_error(logits, labels)).abs())
-    out = summarise_cifar(search, final, kl_ce, data["source"])
-    out.update(summarise_extras(final, probe, adam, s))
+    out = summarise_cifar(search, final, kl_ce, cfg["trained_below"])
+    out.update(summarise_extras(final, probe, adam, cfg))
     return out
 
 
-def summarise_cifar(search: dict, final: dict, kl_minus_ce: float, source: str) -> dict:
+def summarise_cifar(search: dict, final: dict, kl_minus_ce: float, trained_below: float) -> dict:
     """The ledger's quantities from the final training runs."""
     def finite(v):
         return [g for g in v if g == g and g > 0]
@@ -219,7 +233,7 @@ def summarise_cifar(search: dict, final: dict, kl_minus_ce: float, source: str) 
         half = len(op) // 2
         later.append(float(np.mean(op[half:])) > float(np.mean(op[:half])))
     return {
-        "search": {a: {str(lr): e for lr, e in v.items()} for a, v in search.items()},
+        "search": search,
         "best_lr": {a: r["lr"] for a, r in final.items()},
         "hist": {a: r["hist"] for a, r in final.items()},
         "op_change": {a: r["op_change"] for a, r in final.items()},
@@ -228,38 +242,30 @@ def summarise_cifar(search: dict, final: dict, kl_minus_ce: float, source: str) 
         "frac_gsc_towards_one": float(np.mean(towards)) if towards else float("nan"),
         "frac_gsc_stable": float(np.mean(stable)) if stable else float("nan"),
         "frac_later_layers_change_more": float(np.mean(later)),
-        "frac_trained": float(np.mean([r["final_error"] < 0.8 for r in final.values()])),
-        "kl_minus_ce": kl_minus_ce, "data_source": source,
+        "frac_trained": float(np.mean([r["final_error"] < trained_below for r in final.values()])),
+        "kl_minus_ce": kl_minus_ce,
     }
-
-
-def _spearman(x, y) -> float:
-    """Spearman rank correlation; 0 when either side is constant (no monotone relation)."""
-    from scipy.stats import spearmanr
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return 0.0
-    return float(spearmanr(x, y)[0])
 
 
 def summarise_extras(final: dict, probe: dict, adam: dict, settings: dict) -> dict:
     """What the second ledger pass reads: which networks trained (final training error below
-    ``TRAINED_ERROR`` = 0.8, chance being 0.9), effective depth per architecture in both
+    ``trained_below`` of the config, 0.8 with chance at 0.9), effective depth per architecture in both
     variants and over training, GSC at the start and end, the report's "GSC near 1 trains
     faster" correlation, the weight-change ratio output half / input half, the divergence probe
     and the Adam runs, and timings projected to the report's setup."""
     s = settings
-    trained = {a: bool(r["final_error"] < TRAINED_ERROR) for a, r in final.items()}
+    trained = {a: bool(r["final_error"] < s["trained_below"]) for a, r in final.items()}
     ok = [a for a in final if trained[a]]
     hist = {a: r["hist"] for a, r in final.items()}
     eff = {a: int(max(h["eff_depth"])) for a, h in hist.items()}
     eff_g = {a: int(max(h["eff_depth_gsc"])) for a, h in hist.items()}
     n_ep = min((len(hist[a]["eff_depth"]) for a in ok), default=0)
     curve = {str(e + 1): float(np.mean([hist[a]["eff_depth"][e] for a in ok])) for e in range(n_ep)}
-    rho_ep = [_spearman(np.arange(len(hist[a]["eff_depth"])), np.array(hist[a]["eff_depth"])) for a in ok]
+    rho_ep = [spearman(np.arange(len(hist[a]["eff_depth"])), np.array(hist[a]["eff_depth"])) for a in ok]
     first = {a: h["gsc_L0"][0] for a, h in hist.items()}
     last = {a: h["gsc_L0"][-1] for a, h in hist.items()}
     fin = [a for a in final if math.isfinite(last[a]) and last[a] > 0]
-    gsc_speed = (_spearman(np.abs(np.log([last[a] for a in fin])),
+    gsc_speed = (spearman(np.abs(np.log([last[a] for a in fin])),
                            np.array([np.mean(hist[a]["train_error"]) for a in fin]))
                  if len(fin) >= 3 else float("nan"))
     ratio = {}
@@ -273,14 +279,14 @@ def summarise_extras(final: dict, probe: dict, adam: dict, settings: dict) -> di
               for a, h in hist.items()}
     measure_s = [m for h in hist.values() for m in h["measure_s"] if m > 0]
     out = {
-        "trained": trained, "n_trained": len(ok), "trained_error_below": TRAINED_ERROR,
+        "trained": trained, "n_trained": len(ok), "trained_error_below": s["trained_below"],
         "eff_depth": eff, "eff_depth_gsc": eff_g,
         "eff_depth_taus": {a: r["eff_depth_taus"] for a, r in final.items()},
         "eff_depth_gsc_taus": {a: r["eff_depth_gsc_taus"] for a, r in final.items()},
         "max_eff_depth_trained": max((eff[a] for a in ok), default=float("nan")),
         "max_eff_depth_gsc_trained": max((eff_g[a] for a in ok), default=float("nan")),
         "eff_depth_curve": curve,
-        "eff_depth_rho": float(np.mean(rho_ep)) if rho_ep else float("nan"),
+        "eff_depth_rho": float(np.nanmean(rho_ep)) if np.isfinite(rho_ep).any() else float("nan"),
         "gsc_first": first, "gsc_last": last,
         "gsc_rate_end": {a: h["gsc_rate"][-1] for a, h in hist.items()},
         "gsc_one_vs_error_rho": gsc_speed,
@@ -294,12 +300,10 @@ def summarise_extras(final: dict, probe: dict, adam: dict, settings: dict) -> di
                                     if probe else float("nan")),
         "adam_rate_end": {a: r["hist"]["gsc_rate"][-1] for a, r in adam.items()},
         "adam_final_error": {a: r["final_error"] for a, r in adam.items()},
-        "frac_adam_exploding": (float(np.mean([r["hist"]["gsc_rate"][-1] > EXPLODE_RATE
-                                               for r in adam.values()])) if adam else float("nan")),
         "step_s": step_s,
         "projected_report_cifar_hours": float(np.mean(list(step_s.values()))) * (50000 // 128)
         * 100 * 4 / 3600,
-        "gsc_50k_projected_s": (float(np.mean(measure_s)) * 50000 / s["cifar_gsc_points"]
+        "gsc_50k_projected_s": (float(np.mean(measure_s)) * 50000 / s["gsc_points"]
                                 if measure_s else float("nan")),
     }
     return out

@@ -18,40 +18,43 @@ import numpy as np
 import torch
 
 from .kernels import growth_rate, gsc_curve, log_fit_r2
-from .models import ARCHS, EXPLODING, make_mlp
+from .models import ARCHS, make_mlp
 
-EXPLODE_RATE = 1.02  # a rate above this is "exploding" in our verdicts; "no explosion" is [0.97, 1.02]
-TRAINED_ERROR = 0.8  # a CIFAR run "trained" when its final training error is below this (chance: 0.9)
-
+ARCHS_TRAINED = ["batch-relu", "layer-tanh", "batch-tanh", "selu"]  # paper §4 trains these four
+_NOISE = {"depth": 50, "width": 100, "bn_batch": 100, "fit_skip": [2, 3], "archs": list(ARCHS)}
+_ABLATION = {"depth": 50, "width": 100, "bn_batch": 100, "fit_skip": [2, 3], "arch": "layer-tanh",
+             "variants": {"A": {}, "B": {"variant": "B"}, "orthogonal": {"init": "orthogonal"},
+                          "post-norm": {"norm_position": "post"}}}
+_CIFAR = {"archs": ARCHS_TRAINED, "depth": 51, "batch": 128, "tau": 1e-6, "trained_below": 0.8}
+# Nested by experiment name: each section is that experiment's config (reprobook.runner).
 PROFILES = {
-    "small": {"depth": 50, "width": 100, "n_datasets": 10, "n_points": 1000, "bn_batch": 100,
-              "fit_skip": (2, 3),
-              "cifar_archs": EXPLODING, "cifar_depth": 51, "cifar_train": 5000,
-              "cifar_lrs": (1e-3, 1e-2, 1e-1), "cifar_search_epochs": 3, "cifar_epochs": 15,
-              "cifar_patience": 3, "cifar_gsc_points": 500, "cifar_batch": 128,
-              "cifar_tau": 1e-6, "cifar_probe_lrs": (1e5,), "cifar_probe_train": 1280,
-              "cifar_adam_archs": ("batch-relu",), "cifar_adam_lr": 1e-3, "cifar_adam_epochs": 3,
-              "ablation_datasets": 4},
+    "small": {
+        "gsc_noise": dict(_NOISE, n_datasets=10, n_points=1000),
+        "gsc_ablation": dict(_ABLATION, n_datasets=4, n_points=1000),
+        "gsc_cifar": dict(_CIFAR, train=5000, lrs=[1e-3, 1e-2, 1e-1], search_epochs=3, epochs=15,
+                          patience=3, gsc_points=500, probe_lrs=[1e5], probe_train=1280,
+                          adam_archs=["batch-relu"], adam_lr=1e-3, adam_epochs=3),
+    },
     # <= 90 min of a 2-core CPU: Gaussian noise (E1) and its ablations at the paper's scale, and
     # CIFAR-10 on 5,000 images for the report's >= 80 epochs (the length the training-dynamics
     # claims need); the step-size search is shorter and coarser than the paper's.
-    "medium": {"depth": 50, "width": 100, "n_datasets": 100, "n_points": 10000, "bn_batch": 100,
-               "fit_skip": (2, 3),
-               "cifar_archs": EXPLODING, "cifar_depth": 51, "cifar_train": 5000,
-               "cifar_lrs": (1e-4, 1e-3, 1e-2, 1e-1), "cifar_search_epochs": 5,
-               "cifar_epochs": 80, "cifar_patience": 5, "cifar_gsc_points": 1000,
-               "cifar_batch": 128, "cifar_tau": 1e-6, "cifar_probe_lrs": (1e3, 1e4, 1e5),
-               "cifar_probe_train": 2560, "cifar_adam_archs": EXPLODING, "cifar_adam_lr": 1e-3,
-               "cifar_adam_epochs": 10, "ablation_datasets": 20},
-    "full": {"depth": 50, "width": 100, "n_datasets": 100, "n_points": 10000, "bn_batch": 100,
-             "fit_skip": (2, 3),
-             "cifar_archs": EXPLODING, "cifar_depth": 51, "cifar_train": 50000,
-             "cifar_lrs": tuple(float(f"{1e-5 * 3 ** i:.0e}") for i in range(11)),
-             "cifar_search_epochs": 70, "cifar_epochs": 500, "cifar_patience": 5,
-             "cifar_gsc_points": 10000, "cifar_batch": 128,
-             "cifar_tau": 1e-6, "cifar_probe_lrs": (1e3, 1e4, 1e5), "cifar_probe_train": 12800,
-             "cifar_adam_archs": EXPLODING, "cifar_adam_lr": 1e-3, "cifar_adam_epochs": 100,
-             "ablation_datasets": 20},
+    "medium": {
+        "gsc_noise": dict(_NOISE, n_datasets=100, n_points=10000),
+        "gsc_ablation": dict(_ABLATION, n_datasets=20, n_points=10000),
+        "gsc_cifar": dict(_CIFAR, train=5000, lrs=[1e-4, 1e-3, 1e-2, 1e-1], search_epochs=5,
+                          epochs=80, patience=5, gsc_points=1000, probe_lrs=[1e3, 1e4, 1e5],
+                          probe_train=2560, adam_archs=ARCHS_TRAINED, adam_lr=1e-3,
+                          adam_epochs=10),
+    },
+    "full": {
+        "gsc_noise": dict(_NOISE, n_datasets=100, n_points=10000),
+        "gsc_ablation": dict(_ABLATION, n_datasets=20, n_points=10000),
+        "gsc_cifar": dict(_CIFAR, train=50000,
+                          lrs=[float(f"{1e-5 * 3 ** i:.0e}") for i in range(11)],
+                          search_epochs=70, epochs=500, patience=5, gsc_points=10000,
+                          probe_lrs=[1e3, 1e4, 1e5], probe_train=12800, adam_archs=ARCHS_TRAINED,
+                          adam_lr=1e-3, adam_epochs=100),
+    },
 }
 
 
@@ -96,78 +99,84 @@ def time_matmul(n: int = 10000, d: int = 100, repeat: int = 50, device="cpu") ->
     return 2.0 * n * d * d * repeat / (time.perf_counter() - t0)
 
 
-def run_noise(store, profile: str, seed: int, settings: dict, archs=ARCHS, variant: str = "A",
-              init: str = "paper", norm_position: str = "pre", n_datasets: int | None = None,
-              device="cpu", progress=None, timing: bool | None = None) -> dict:
-    """Paper Fig. 1 / report Fig. 2: every architecture, ``n_datasets`` independent replicates.
+# ----------------------------------------------------------------------------- E1 on the registry
+_CELL_KEYS = ("depth", "width", "n_points", "bn_batch", "fit_skip", "seed")
 
-    Each (architecture, replicate) is its own results record, so an interrupted grid
-    resumes. Returns per-architecture median curves, growth rates (mean, sd, all), the R^2 of
-    the log-linear fit, the sign-diversity ratio last/first layer, and timing (with
-    ``timing``, default: when all seven architectures run, also the report's reduced scale
-    and GPU/CPU), ready for the ledger (experiment ``gsc_noise``).
-    """
-    s = settings
-    n_rep = n_datasets or s["n_datasets"]
-    out = {"archs": list(archs), "median": {}, "q10": {}, "q90": {}, "rate": {}, "rate_sd": {},
-           "rates": {}, "gsc_input": {}, "std_last": {}, "sd_last": {}, "runtime_s": 0.0,
-           "computed_s": 0.0, "reused": 0}
-    cells = [(a, r) for a in archs for r in range(n_rep)]
-    for arch, rep in (progress(cells) if progress else cells):
-        cfg = {"arch": arch, "replicate": rep, "seed": seed, "depth": s["depth"],
-               "width": s["width"], "n_points": s["n_points"], "bn_batch": s["bn_batch"],
-               "variant": variant, "init": init, "norm_position": norm_position,
-               "skip": list(s["fit_skip"])}
-        rec = store.run("gsc_noise_replicate", cfg, profile, seed, lambda: noise_replicate(
-            arch, seed * 100003 + rep * 7919 + ARCHS.index(arch), s["depth"], s["width"],
-            s["n_points"], s["bn_batch"], variant, init, norm_position, device, tuple(s["fit_skip"])),
-            data_source="synthetic Gaussian inputs (report §3.1)")
-        out["runtime_s"] += rec["provenance"]["runtime_s"]
-        out["reused"] += rec["reused"]
-        out["computed_s"] += 0 if rec["reused"] else rec["provenance"]["runtime_s"]
-        out.setdefault("_reps", {}).setdefault(arch, []).append(rec["values"])
-        out.setdefault("_time", {}).setdefault(arch, 0.0)
-        out["_time"][arch] += rec["provenance"]["runtime_s"]
-    for arch, reps in out.pop("_reps").items():
-        g = np.array([r["gsc"] for r in reps])
-        out["median"][arch] = {k: np.median(np.array([r[k] for r in reps]), 0).tolist()
-                               for k in ("gsc", "preact_std", "sign_diversity")}
-        out["q10"][arch] = np.quantile(g, 0.1, 0).tolist()
-        out["q90"][arch] = np.quantile(g, 0.9, 0).tolist()
-        rates = np.array([r["rate"] for r in reps])
-        out["rates"][arch] = rates.tolist()
-        out["rate"][arch] = float(rates.mean())
-        out["rate_sd"][arch] = float(rates.std(ddof=1)) if len(rates) > 1 else 0.0
-        out["gsc_input"][arch] = float(np.median(g[:, 0]))
-        out["std_last"][arch] = out["median"][arch]["preact_std"][-1]
-        out["sd_last"][arch] = out["median"][arch]["sign_diversity"][-1]
-    out["explodes"] = {a: bool(out["rate"][a] > EXPLODE_RATE) for a in out["rate"]}
-    rep_s = {a: t / n_rep for a, t in out.pop("_time").items()}
-    out["replicate_s"] = rep_s
-    out["projected_full_minutes"] = sum(rep_s.values()) * 100 * (10000 / s["n_points"]) / 60 \
-        * len(ARCHS) / len(rep_s)
-    calm = [a for a in ("relu", "layer-relu", "tanh") if a in out["median"]]
-    if calm:
-        out["nonexploding_std_collapsed"] = float(np.mean(
-            [out["median"][a]["preact_std"][-1] < 0.5 * out["median"][a]["preact_std"][0]
-             for a in calm]))
-    skip = tuple(s["fit_skip"])
-    out["log_r2"] = {a: log_fit_r2(out["median"][a]["gsc"], skip) for a in out["median"]}
-    out["sd_ratio"] = {a: out["median"][a]["sign_diversity"][-1] / out["median"][a]["sign_diversity"][0]
-                       for a in out["median"]}
-    out["std_ratio"] = {a: out["median"][a]["preact_std"][-1] / out["median"][a]["preact_std"][0]
-                        for a in out["median"]}
-    boom = [a for a in EXPLODING if a in out["rate"]]
-    if boom:
-        out["min_log_r2_exploding"] = float(min(out["log_r2"][a] for a in boom))
-    norm_selu = ("batch-relu", "batch-tanh", "selu")
-    if all(a in out["rate"] for a in norm_selu):
-        out["norm_selu_explode"] = all(out["explodes"][a] for a in norm_selu)
-    if timing if timing is not None else tuple(archs) == ARCHS:
-        out["report_scale_s"] = time_report_scale(device=device)
-        out["report_scale_minutes"] = out["report_scale_s"] / 60
-        out["gpu_over_cpu"] = gpu_over_cpu(width=s["width"], depth=s["depth"])
+
+def noise_cells(cfg: dict) -> list[dict]:
+    """One cell per (architecture, replicate): a fresh network on a fresh data set."""
+    base = {k: cfg[k] for k in _CELL_KEYS}
+    return [{**base, "arch": a, "replicate": r, "variant": "A", "init": "paper",
+             "norm_position": "pre"} for a in cfg["archs"] for r in range(cfg["n_datasets"])]
+
+
+def ablation_cells(cfg: dict) -> list[dict]:
+    """One cell per (setup variant, replicate) of one architecture; replicate r of every
+    variant starts from the same seed (the same data and, where the init is shared, weights)."""
+    base = {k: cfg[k] for k in _CELL_KEYS}
+    return [{**base, "arch": cfg["arch"], "replicate": r, "variant": "A", "init": "paper",
+             "norm_position": "pre", **change, "name": name}
+            for name, change in cfg["variants"].items() for r in range(cfg["n_datasets"])]
+
+
+def noise_cell(cfg: dict, ctx) -> tuple[dict, str]:
+    """Paper Fig. 1 / report §3.1 for one replicate (:func:`noise_replicate`)."""
+    seed = ctx.seed_for("gsc_noise", cfg["arch"], cfg["replicate"])
+    t0 = time.perf_counter()
+    out = noise_replicate(cfg["arch"], seed, cfg["depth"], cfg["width"], cfg["n_points"],
+                          cfg["bn_batch"], cfg["variant"], cfg["init"], cfg["norm_position"],
+                          ctx.device, tuple(cfg["fit_skip"]))
+    out["seconds"] = time.perf_counter() - t0
+    return out, "synthetic Gaussian inputs (report §3.1)"
+
+
+def _per_arch(reps: list[dict], skip) -> dict:
+    g = np.array([r["gsc"] for r in reps])
+    median = {k: np.median(np.array([r[k] for r in reps]), 0).tolist()
+              for k in ("gsc", "preact_std", "sign_diversity")}
+    rates = np.array([r["rate"] for r in reps])
+    return {"median": median, "q10": np.quantile(g, 0.1, 0).tolist(),
+            "q90": np.quantile(g, 0.9, 0).tolist(), "rates": rates.tolist(),
+            "rate": float(rates.mean()),
+            "rate_sd": float(rates.std(ddof=1)) if len(rates) > 1 else 0.0,
+            "gsc_input": float(np.median(g[:, 0])), "std_last": median["preact_std"][-1],
+            "sd_last": median["sign_diversity"][-1],
+            "log_r2": log_fit_r2(median["gsc"], skip),
+            "sd_ratio": median["sign_diversity"][-1] / median["sign_diversity"][0],
+            "std_ratio": median["preact_std"][-1] / median["preact_std"][0]}
+
+
+def summarise_noise(cells: list, cfg: dict) -> dict:
+    """Per architecture (medians over replicates): GSC curve with its 10-90 % band, growth rate
+    (mean, sd, all), R^2 of the log-linear fit, pre-activation std and sign diversity (last
+    layer and last / first); the smallest R^2 of the four architectures the paper trains; the
+    time per replicate and the report's reduced scale timed here."""
+    reps: dict = {}
+    for c, v in cells:
+        reps.setdefault(c["arch"], []).append(v)
+    per = {a: _per_arch(r, tuple(cfg["fit_skip"])) for a, r in reps.items()}
+    out = {"archs": list(reps)}
+    for key in next(iter(per.values())):
+        out[key] = {a: p[key] for a, p in per.items()}
+    trained = [a for a in ARCHS_TRAINED if a in out["log_r2"]]
+    if trained:
+        out["min_log_r2_exploding"] = float(min(out["log_r2"][a] for a in trained))
+    out["report_scale_s"] = time_report_scale()
+    out["report_scale_minutes"] = out["report_scale_s"] / 60
+    out["gpu_over_cpu"] = gpu_over_cpu(width=cfg["width"], depth=cfg["depth"])
+    out["replicate_s"] = {a: float(np.mean([v["seconds"] for v in r])) for a, r in reps.items()}
+    out["projected_full_minutes"] = (sum(out["replicate_s"].values()) * len(ARCHS) / len(reps)
+                                     * 100 * (10000 / cfg["n_points"]) / 60)
     return out
+
+
+def summarise_ablation(cells: list, cfg: dict) -> dict:
+    """Per setup variant: the growth rate (mean, sd, all replicates) and median GSC at layer L."""
+    reps: dict = {}
+    for c, v in cells:
+        reps.setdefault(c["name"], []).append(v)
+    per = {n: _per_arch(r, tuple(cfg["fit_skip"])) for n, r in reps.items()}
+    return {k: {n: p[k] for n, p in per.items()} for k in ("rate", "rate_sd", "rates", "gsc_input")}
 
 
 def time_report_scale(n_datasets: int = 10, n_points: int = 100, depth: int = 50, width: int = 100,
@@ -199,3 +208,51 @@ def gpu_over_cpu(n_points: int = 1000, depth: int = 50, width: int = 100):
             torch.cuda.synchronize()
         times[dev] = time.perf_counter() - t0
     return times["cuda"] / times["cpu"]
+
+
+# ----------------------------------------------------------------------------- the registry
+from .. import registry  # noqa: E402
+from .cifar import cifar_cell, cifar_cells, cifar_slice, summarise as summarise_cifar_cells  # noqa: E402
+
+_NOISE_MODULES = ("gsc/kernels.py", "gsc/models.py", "gsc/experiments.py")
+NOISE_OUTPUTS = ("archs", "median", "q10", "q90", "rates", "rate", "rate_sd", "gsc_input",
+                 "std_last", "sd_last", "log_r2", "sd_ratio", "std_ratio",
+                 "min_log_r2_exploding", "report_scale_s", "report_scale_minutes",
+                 "gpu_over_cpu", "replicate_s", "projected_full_minutes")
+CIFAR_OUTPUTS = ("search", "best_lr", "hist", "op_change", "final_error", "max_eff_depth",
+                 "frac_gsc_towards_one", "frac_gsc_stable", "frac_later_layers_change_more",
+                 "frac_trained", "kl_minus_ce", "trained", "n_trained", "trained_error_below",
+                 "eff_depth", "eff_depth_gsc", "eff_depth_taus", "eff_depth_gsc_taus",
+                 "max_eff_depth_trained", "max_eff_depth_gsc_trained", "eff_depth_curve",
+                 "eff_depth_rho", "gsc_first", "gsc_last", "gsc_rate_end",
+                 "gsc_one_vs_error_rho", "later_over_earlier", "op_change_max",
+                 "frac_later_layers_change_2x", "batch_tanh_minus_selu_error", "probe_diverged",
+                 "frac_diverged_at_max_lr", "adam_rate_end", "adam_final_error", "step_s",
+                 "projected_report_cifar_hours", "gsc_50k_projected_s")
+
+
+def _noise_slice(cfg: dict) -> tuple[dict, float]:
+    """A tenth of a replicate's points, times ten."""
+    return {**cfg, "n_points": max(cfg["bn_batch"], cfg["n_points"] // 10)}, 10.0
+
+
+def _cifar_gb(cfg: dict) -> float:
+    """CIFAR-10 as uint8 and the standardised float32 subset, plus a 51 x 100 MLP's state."""
+    return round(60_000 * 3072 / 1e9 + cfg["train"] * 3072 * 4 / 1e9 + 0.3, 2)
+
+
+registry.register(registry.Experiment(
+    name="gsc_noise", chapter="gsc", compute=noise_cell, cells=noise_cells,
+    cell_name="gsc_noise_replicate", summarise=summarise_noise, modules=_NOISE_MODULES,
+    outputs=NOISE_OUTPUTS, slice=_noise_slice,
+    memory_gb=lambda cfg: round(cfg["n_points"] * cfg["width"] * cfg["depth"] * 4 * 6 / 1e9
+                                + 0.2, 2)))
+registry.register(registry.Experiment(
+    name="gsc_ablation", chapter="gsc", compute=noise_cell, cells=ablation_cells,
+    cell_name="gsc_ablation_replicate", summarise=summarise_ablation, modules=_NOISE_MODULES,
+    outputs=("rate", "rate_sd", "rates", "gsc_input"), slice=_noise_slice))
+registry.register(registry.Experiment(
+    name="gsc_cifar", chapter="gsc", compute=cifar_cell, cells=cifar_cells,
+    cell_name="gsc_cifar_run", summarise=summarise_cifar_cells, checkpoint=True,
+    modules=(*_NOISE_MODULES, "gsc/cifar.py", "gsc/depth.py"), outputs=CIFAR_OUTPUTS,
+    slice=cifar_slice, memory_gb=_cifar_gb))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import EXPLODING
 
 
 def plot_noise(summary: dict):
@@ -63,20 +62,19 @@ def plot_cifar(summary: dict):
     return fig
 
 
-def noise_table(noise: dict):
-    """Paper / report / ours per architecture for Fig. 1A-C (report §3.1)."""
+def noise_table(noise: dict, paper: dict, report: dict):
+    """Paper / report / ours per architecture for Fig. 1A-C (report §3.1); ``paper`` and
+    ``report`` map an architecture to what the ledger says each published."""
     import pandas as pd
     archs = noise["archs"]
     return pd.DataFrame({
-        "paper (Fig. 1A)": ["explodes" if a in EXPLODING else "no explosion" for a in archs],
-        "report (Fig. 2)": ["explodes" if a in EXPLODING and a != "layer-tanh" else "no explosion"
-                            for a in archs],
+        "paper (Fig. 1A)": [paper.get(a, "—") for a in archs],
+        "report (Fig. 2)": [report.get(a, "—") for a in archs],
         "ours: rate / layer": [f"{noise['rate'][a]:.3f} ± {noise['rate_sd'][a]:.3f}" for a in archs],
         "ours: R² of log-linear fit": [f"{noise['log_r2'][a]:.3f}" for a in archs],
         "ours: median GSC at layer L": [f"{noise['gsc_input'][a]:.3g}" for a in archs],
         "ours: pre-act std, last": [f"{noise['std_last'][a]:.3f}" for a in archs],
         "ours: sign diversity, last / first": [f"{noise['sd_ratio'][a]:.2f}" for a in archs],
-        "ours: explodes": ["yes" if noise["explodes"][a] else "no" for a in archs],
     }, index=archs)
 
 

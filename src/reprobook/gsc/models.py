@@ -14,7 +14,6 @@ import torch
 import torch.nn as nn
 
 ARCHS = ("relu", "layer-relu", "batch-relu", "tanh", "layer-tanh", "batch-tanh", "selu")
-EXPLODING = ("batch-relu", "layer-tanh", "batch-tanh", "selu")  # paper Fig. 1A
 
 
 class Norm(nn.Module):
