@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -23,6 +25,8 @@ _before = set(globals())
 profile = "small"
 seed = 0
 device = "auto"
+executor = "local"  # or "ray": each cell a task on the cluster at `address`
+address = ""
 
 # %% tags=["remove-input"]
 _new = set(globals()) - _before  # parameters, declared or injected
@@ -36,8 +40,7 @@ from reprobook import book
 from reprobook import concrete_dropout as cd
 from reprobook.concrete_dropout import experiments as cdx
 
-run = book.start("concrete_dropout", profile, seed, device, _new)
-store = book.store()
+run = book.start("concrete_dropout", profile, seed, device, _new, executor, address)
 
 # %% [markdown]
 # ## Scope and claims
@@ -110,9 +113,11 @@ book.profiles_table("concrete_dropout")
 # own data, and is frozen at its last step while longer runs go on.
 
 # %% mystnb={"figure": {"caption": "Synthetic regression (paper Sec. 4.1): left, the learned dropout probability $p$ of each layer against the number of training points $N$, ours solid and the reference notebook's printed values dashed in the same colour; right, the aleatoric and epistemic predictive standard deviations against $N$, with the true noise standard deviation 1 dotted. The claims hold if the hidden layers' $p$ and the epistemic std fall as $N$ grows and the aleatoric std approaches 1; at small $N$ our $p$ is limited by the number of Adam steps (see the caveat below).", "name": "fig-concrete_dropout-synthetic"}, "image": {"alt": "Two line charts with the number of training points on a logarithmic horizontal axis: on the left, learned p for five layers as solid lines with dots beside dashed reference lines; on the right, aleatoric and epistemic standard deviation as solid lines with dots beside dashed reference lines, and a dotted horizontal line at 1."}}
-syn_rec = cdx.synthetic_experiment(store, run.profile, run.seed, run.settings, device=run.device)
-syn = syn_rec["values"]
-fig = cdx.plot_synthetic(syn)
+syn = run.run("cd_synthetic")["values"]
+syn_cfg = run.runner.config("cd_synthetic")
+nb_p = book.reference("concrete_dropout", "synthetic-notebook-p")
+nb_std = book.reference("concrete_dropout", "synthetic-notebook-std")
+fig = cdx.plot_synthetic(syn, nb_p, nb_std)
 
 # %% tags=["remove-input"]
 rows = {}
@@ -121,16 +126,16 @@ for n in syn["sizes"]:
     rows[n] = {"RMSE": syn["rmse"][k], "test LL": syn["ll"][k],
                "aleatoric std": syn["aleatoric_std"][k], "epistemic std": syn["epistemic_std"][k],
                **{f"p {name}": syn["p"][name][k] for name in cdx.LAYERS},
-               "notebook p h1-h2": cdx.NOTEBOOK_P[n][1], "notebook epistemic": cdx.NOTEBOOK_STD[n][1]}
+               "notebook p h1-h2": nb_p["h1-h2"].get(n, float("nan")),
+               "notebook epistemic": nb_std["epistemic_std"].get(n, float("nan"))}
 display(pd.DataFrame(rows).T.round(3))
 
 # %% tags=["remove-input"]
 _hidden = [k for k in cdx.LAYERS if k != "in-h1"]
 _sizes = [str(n) for n in syn["sizes"]]
 _ph = {k: sum(syn["p"][h][k] for h in _hidden) / len(_hidden) for k in _sizes}
-_steps = max(e * -(-n // run.settings["synthetic"]["batch"])
-             for n, e in zip(syn["sizes"], run.settings["synthetic"]["epochs"]))
-_pmax = 1 / (1 + math.exp(-(math.log(0.1 / 0.9) + run.settings["synthetic"]["lr"] * _steps)))
+_steps = max(e * -(-n // syn_cfg["batch"]) for n, e in zip(syn["sizes"], syn_cfg["epochs"]))
+_pmax = 1 / (1 + math.exp(-(math.log(0.1 / 0.9) + syn_cfg["lr"] * _steps)))
 display(Markdown(
     f"Ours: the input layer's $p$ stays between {min(syn['p']['in-h1'].values()):.3f} and "
     f"{max(syn['p']['in-h1'].values()):.3f} at every $N$, while the hidden layers' mean $p$ goes "
@@ -153,15 +158,20 @@ display(Markdown(
 # compare with grid-searched MC dropout (DropoutUncertaintyExps readme, "original" column).
 
 # %% mystnb={"figure": {"caption": "UCI regression: the learned dropout probability $p$ of each of the three wrapped layers on every split, one panel per data set. Lines that keep their order from split to split are the stable per-layer pattern of the paper's figure; lines that cross are the absence of a pattern that the report saw on Boston.", "name": "fig-concrete_dropout-uci"}, "image": {"alt": "One line chart per UCI data set with split index on the horizontal axis and learned p on the vertical axis, one line with small dots per layer (in-h1, h1-h2, h2-mean)."}}
-uci_rec = cdx.uci_experiment(store, run.profile, run.seed, run.settings, device=run.device)
-uci = uci_rec["values"]
+uci = run.run("cd_uci")["values"]
 fig = cdx.plot_uci(uci)
 
 # %% tags=["remove-input"]
-MC_DROPOUT = cdx.MC_DROPOUT
+_mc = {n: (book.reference("concrete_dropout", f"uci-rmse-{n}"),
+           book.reference("concrete_dropout", f"uci-ll-{n}")) for n in uci["sets"]}
 display(pd.DataFrame({name: {
-    "RMSE": f"{v['rmse']:.3f} ± {v['rmse_se']:.3f}", "MC dropout RMSE": MC_DROPOUT[name][0],
-    "test LL": f"{v['ll']:.3f} ± {v['ll_se']:.3f}", "MC dropout LL": MC_DROPOUT[name][1],
+    "RMSE": f"{v['rmse']:.3f} ± {v['rmse_se']:.3f}", "MC dropout RMSE": _mc[name][0],
+    "test LL": f"{v['ll']:.3f} ± {v['ll_se']:.3f}", "MC dropout LL": _mc[name][1],
+    "no-dropout control: RMSE / LL": (f"{v['control']['rmse']:.3f} / {v['control']['ll']:.3f}"
+                                      if "control" in v else "—"),
+    "LL gain over the control [95 % interval]": (
+        f"{v['ll_gain']:+.3f} [{v['ll_gain_lo']:+.3f}, {v['ll_gain_hi']:+.3f}]"
+        if "control" in v else "—"),
     **{f"p {k}": f"{v['p'][k]:.3f} ± {v['p_sd'][k]:.3f}" for k in cdx.UCI_LAYERS},
     "splits with the modal p ordering": v["pattern_fraction"],
     "train s": v["train_s"]} for name, v in uci["sets"].items()}).T)
@@ -178,8 +188,7 @@ display(pd.DataFrame({name: {
     "learned noise sd": round(v["noise_std"], 3), "test RMSE": round(v["rmse"], 3),
     "noise sd / RMSE": round(v["noise_std"] / v["rmse"], 2),
     "mean p": round(sum(v["p"].values()) / len(v["p"]), 4),
-    "test LL": round(v["ll"], 3), "MC dropout LL": MC_DROPOUT[name][1],
-    "overfit noise (ratio < 0.5)": v["noise_std"] / v["rmse"] < 0.5}
+    "test LL": round(v["ll"], 3), "MC dropout LL": _mc[name][1]}
     for name, v in uci["sets"].items()}).T)
 
 # %% tags=["remove-input"]
@@ -239,17 +248,17 @@ display(Markdown(
 # rows. Accuracies are weight-scaled (no MC); $p$ is recorded after every epoch.
 
 # %% mystnb={"figure": {"caption": "MNIST: left, the learned $p$ of each layer of the MLP (input, h1, h2, h3-out) per epoch at the largest training size; middle, the final $p$ of each layer against the training-set size $N$, every size trained for the same number of steps; right, the $p$ of each layer of the spatial Concrete dropout conv net per epoch. Flat curves on the left mean that $p$ has converged; the middle panel tests the claim that $p$ falls as the training set grows.", "name": "fig-concrete_dropout-mnist"}, "image": {"alt": "Three line charts of learned p with one line with dots per layer: against epoch for the MLP, against training-set size on a logarithmic axis, and against epoch for the spatial conv net."}}
-mn = cdx.mnist_experiment(store, run.profile, run.seed, run.settings, device=run.device)
-mlp, spat = mn["mlp"]["values"], mn["spatial"]["values"]
+mlp = run.run("cd_mnist")["values"]
+spat = run.run("cd_mnist_spatial")["values"]
+if "cd_mnist_width" in run.settings:  # paper scale only
+    width = run.run("cd_mnist_width")["values"]
 fig = cdx.plot_mnist(mlp, spat)
 
 # %% tags=["remove-input"]
-display(Markdown(f"Training size {mlp['n_train']}, {mlp['epochs']} epochs, width {run['mnist']['width']}."))
-display(pd.DataFrame({
-    "paper": {"Concrete accuracy (%)": 98.6, "tuned dropout (%)": "matched"},
-    "report": {"Concrete accuracy (%)": 98.0, "tuned dropout (%)": "matched (no number)"},
-    "ours": {"Concrete accuracy (%)": round(mlp["accuracy"], 2),
-             "tuned dropout (%)": f"{mlp['tuned_dropout']['test']:.2f} at p = {mlp['tuned_dropout']['p']}"}}))
+display(Markdown(f"Training size {mlp['n_train']}, {mlp['epochs']} epochs, width "
+                 f"{run.runner.config('cd_mnist')['width']}; tuned fixed dropout: "
+                 f"{mlp['tuned_dropout']['test']:.2f} % at p = {mlp['tuned_dropout']['p']}."))
+display(book.published_table("concrete_dropout", run.profile, r"^accuracy", "cd_mnist"))
 display(pd.DataFrame({k: {"val acc": v["val"], "test acc": v["test"]} for k, v in mlp["baselines"].items()}).T
         .rename_axis("fixed p (input/hidden)").round(2))
 _rows = {n: {**{f"p {k}": mlp["p_by_size"][k][n] for k in mlp["p_by_size"]}, "test acc": mlp["acc_by_size"][n]}
@@ -271,9 +280,9 @@ display(Markdown("The regulariser study (Concrete at the largest size) and epoch
 # 60,000 images; its right panel above is ours.
 
 # %% tags=["remove-input"]
-display(pd.DataFrame({"reference notebook": {"accuracy (%)": 98.92, **dict(zip(
-    ("p conv1", "p conv2", "p fc1", "p fc2"), (0.0121, 0.0386, 0.4776, 0.0550)))},
-    "ours": {"accuracy (%)": round(spat["accuracy"], 2), **{f"p {k}": round(v, 4) for k, v in spat["p"].items()}}}))
+display(book.published_table("concrete_dropout", run.profile, ".", "cd_mnist_spatial"),
+        pd.DataFrame({"ours": {"accuracy (%)": round(spat["accuracy"], 2),
+                               **{f"p {k}": round(v, 4) for k, v in spat["p"].items()}}}))
 
 # %% [markdown]
 # ### Experiment 4 — SST-2 with an LSTM (report §3.5.2)
@@ -288,8 +297,7 @@ display(pd.DataFrame({"reference notebook": {"accuracy (%)": 98.92, **dict(zip(
 # for SST-2 proper; the report gives validation curves only (Fig. 11), no number to compare.
 
 # %% mystnb={"figure": {"caption": "SST-2 LSTM: left, development-set accuracy per epoch with Concrete dropout and with a fixed $p = 0.5$ on the LSTM inputs; right, the $p$ that Concrete dropout learns per epoch, with the fixed 0.5 dotted. The report's claim is that the Concrete curve on the left ends above the fixed one; the right panel shows how far $p$ moved from its start.", "name": "fig-concrete_dropout-sst"}, "image": {"alt": "Two line charts against epoch: development accuracy in percent for the concrete and fixed runs, and the learned dropout rate on the LSTM inputs with a dotted grey horizontal line at 0.5."}}
-sst_rec = cdx.sst_experiment(store, run.profile, run.seed, run.settings, device=run.device)
-sst = sst_rec["values"]
+sst = run.run("cd_sst")["values"]
 fig = cdx.plot_sst(sst)
 
 # %% tags=["remove-input"]
@@ -313,8 +321,7 @@ display(pd.DataFrame({k: {"best dev acc": r["dev_acc"], "best epoch": r["best_ep
 # dynamics model, $p$ vs the amount of data) is Experiment 6.
 
 # %% mystnb={"figure": {"caption": "CartPole REINFORCE with the report's policy: left, episode length (mean over seeds, moving average) per episode for Concrete dropout, fixed $p = 0.5$ and fixed $p = 0.1$, with the report's detached log-probability versions dashed; right, the learned hidden-layer $p$ of the Concrete agents. The solid curves compare the dropout choices (the report: Concrete learns faster than fixed 0.5); dashed curves that stay flat show that the report's bug leaves the policy untrained.", "name": "fig-concrete_dropout-rl"}, "image": {"alt": "Two line charts against episode: smoothed episode length for five agents, solid for the intact gradient and dashed for the detached one, and learned hidden-layer p for the two Concrete agents."}}
-rl_rec = cdx.rl_experiment(store, run.profile, run.seed, run.settings)
-rl = rl_rec["values"]
+rl = run.run("cd_rl")["values"]
 fig = cdx.plot_rl(rl)
 
 # %% tags=["remove-input"]
@@ -349,8 +356,7 @@ display(pd.DataFrame({k: {"mean length": r["mean_length"], "first fifth": r["fir
 # log-likelihood on held-out transitions of fresh random-policy episodes.
 
 # %% mystnb={"figure": {"caption": "Model-based RL on CartPole: left, the learned $p$ of each layer of the dynamics model against the number of transitions collected, for models refit from scratch at every stage (solid) and for the agent's warm-started model (dashed); right, the return of each MPC episode, with the random policy's return dotted. The paper's claim is that $p$ falls as data are collected; returns above the dotted line show that the agent plans through a useful model.", "name": "fig-concrete_dropout-mbrl"}, "image": {"alt": "Two charts: learned p for three layers against transitions collected on a logarithmic axis, solid lines with dots for the refits and dashed lines for the online model; and MPC episode return against stage as a line with dots, with a dotted grey horizontal line for the random policy."}}
-mb_rec = cdx.mbrl_experiment(store, run.profile, run.seed, run.settings)
-mb = mb_rec["values"]
+mb = run.run("cd_mbrl")["values"]
 fig = cdx.plot_mbrl(mb)
 
 # %% tags=["remove-input"]
@@ -437,13 +443,13 @@ table
 assert len(table) > 0
 assert set(syn["p"]) == set(cdx.LAYERS) and len(syn["sizes"]) >= 3
 assert all(0 < p < 1 for layer in syn["p"].values() for p in layer.values())
-assert set(uci["sets"]) == set(run["uci"]["sets"])
+assert set(uci["sets"]) == set(run.runner.config("cd_uci")["sets"])
 assert all(abs(v["ll"]) < 10 for v in uci["sets"].values())
 assert set(mlp["p"]) == set(cdx.MNIST_LAYERS) and len(mlp["p_vs_epoch"]["input"]) == mlp["epochs"]
 assert all(0 < p < 1 for p in mlp["p"].values()) and 0 <= mlp["accuracy"] <= 100
 assert set(spat["p"]) == {"conv1", "conv2", "fc1", "fc2"} and 0 <= spat["accuracy"] <= 100
 assert set(sst["runs"]) == {"concrete", "fixed"} and 0 < sst["concrete_p"] < 1
-assert set(rl["variants"]) == set(cdx.VARIANTS) and rl["episodes"] == run["rl"]["episodes"]
-assert set(mb["p"]) == set(cdx.MBRL_LAYERS) and len(mb["data_sizes"]) == run["mbrl"]["stages"]
-assert len(mb["returns"]) == run["mbrl"]["stages"] - 1 and all(0 < p < 1 for p in mb["p_hidden"].values())
+assert set(rl["variants"]) == set(cdx.VARIANTS) and rl["episodes"] == run.runner.config("cd_rl")["episodes"]
+assert set(mb["p"]) == set(cdx.MBRL_LAYERS) and len(mb["data_sizes"]) == run.runner.config("cd_mbrl")["stages"]
+assert len(mb["returns"]) == run.runner.config("cd_mbrl")["stages"] - 1 and all(0 < p < 1 for p in mb["p_hidden"].values())
 assert (tally.drop("not run", errors="ignore") > 0).any(), "the chapter must produce verdicts"

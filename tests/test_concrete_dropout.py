@@ -386,24 +386,27 @@ def test_map_em_third_pass_moves_p():
 
 
 def test_drivers_fill_every_ledger_key(tmp_path):
-    """Tiny runs of both drivers: every cd_synthetic / cd_uci claim finds its key."""
-    from reprobook import claims
+    """Tiny runs of both experiments through the runner: every cd_synthetic / cd_uci claim
+    finds its key, and the summary's keys are declared outputs."""
+    from reprobook import claims, registry
     from reprobook.data import DataError
     from reprobook.results import Store
+    from reprobook.runner import Runner
     # the ledger gates on the RMSE at N = 1000 and 10000: those sizes must be in the run
-    settings = {"synthetic": {"sizes": [10, 1000, 10000], "epochs": [2, 1, 1], "reps": 1, "width": 8,
+    settings = {"cd_synthetic": {"sizes": [10, 1000, 10000], "epochs": [2, 1, 1], "reps": 1, "width": 8,
                               "lengthscale": 1e-4, "batch": 20, "val_size": 30, "samples": 3,
                               "lr": 1e-3},
-                "uci": {"sets": ["boston"], "splits": 2, "width": 8, "depth": 2,
-                        "epochs": {"boston": 1}, "batch": 128, "lr": 3e-3, "lengthscale": 1e-2,
-                        "samples": 3, "map_em_sets": ["boston"], "map_em_epochs": {"boston": 1},
-                        "map_em_batch": 200}}
-    store = Store(tmp_path)
+                "cd_uci": {"sets": ["boston"], "splits": 2, "width": 8, "depth": 2,
+                           "epochs": {"boston": 1}, "batch": 128, "lr": 3e-3, "lengthscale": 1e-2,
+                           "samples": 3, "map_em_sets": ["boston"], "map_em_epochs": {"boston": 1},
+                           "map_em_batch": 200, "control_p": 1e-6}}
+    run = Runner("concrete_dropout", "small", settings, store=Store(tmp_path))
     try:
-        res = {"cd_synthetic": cdx.synthetic_experiment(store, "small", 0, settings),
-               "cd_uci": cdx.uci_experiment(store, "small", 0, settings)}
+        res = {"cd_synthetic": run.run("cd_synthetic"), "cd_uci": run.run("cd_uci")}
     except DataError as err:
         pytest.skip(f"UCI data not available: {err}")
+    for name, rec in res.items():
+        assert set(registry.get(name).outputs) <= set(rec["values"]), name
     mine = [c for c in claims.load_ledger("concrete_dropout")
             if (c.ours or {}).get("experiment") in res]
     assert len(mine) >= 10
@@ -521,10 +524,24 @@ def test_spatial_net_wraps_convs_spatially():
     assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
 
-def test_grid_match_fraction_by_hand():
-    sets = {"boston": {"rmse": 3.2, "ll": -2.6}, "kin8nm": {"rmse": 0.2, "ll": 0.9}}
-    # boston: 3.2 <= 3.267 yes, -2.6 >= -2.56 no; kin8nm: 0.2 <= 0.11 no, 0.9 >= 0.85 yes
-    assert cdx.grid_match_fraction(sets) == pytest.approx(0.5)
+def test_grid_match_claim_judges_each_pair_by_its_own_bound():
+    from reprobook import claims
+    c = next(c for c in claims.load_ledger("concrete_dropout") if c.id == "uci-matches-grid-dropout")
+    ok = {"boston-rmse": 3.2, "boston-ll": -2.5, "kin8nm-rmse": 0.1, "kin8nm-ll": 0.9,
+          "wine-red-rmse": 0.63, "wine-red-ll": -0.95}
+    assert claims.judge(c.check, ok, c) == "reproduced"
+    # boston's LL 0.1 nats too low fails although every other pair holds
+    assert claims.judge(c.check, dict(ok, **{"boston-ll": -2.6}), c) == "not reproduced"
+
+
+def test_no_dropout_control_keeps_p_fixed():
+    from reprobook.data import DataError
+    try:
+        out, _ = cdx.run_uci("boston", epochs=2, batch=128, splits=2, width=8, samples=2,
+                             fixed_p=1e-6)
+    except DataError as err:
+        pytest.skip(f"UCI data not available: {err}")
+    assert max(max(r) for r in out["p_splits"]) == pytest.approx(1e-6, rel=1e-3)
 
 
 # --------------------------------------------------------------------------- SST LSTM
@@ -575,19 +592,18 @@ def test_mnist_sst_rl_drivers_fill_every_ledger_key(tmp_path):
     from reprobook import claims
     from reprobook.data import DataError
     from reprobook.results import Store
-    settings = {"mnist": {"sizes": [60, 120, 240], "baselines": [[0, 0], [0.2, 0.5]],
-                          "reg_lengthscale2": [1e-4, 1.0], "width": 8, "depth": 3, "epochs": 2,
-                          "batch": 64, "lr": 1e-3, "lengthscale2": 1e-2, "val": 100, "test": 100},
-                "spatial": {"train": 64, "test": 100, "epochs": 1, "channels": [2, 2], "hidden": 8,
-                            "batch": 32, "lr": 1e-3},
-                "sst": {"emb": 4, "hidden": 4, "epochs": 1, "batch": 128, "lr": 1e-3, "train_rows": 256},
-                "rl": {"episodes": 2, "seeds": 1, "max_steps": 20}}
-    store = Store(tmp_path)
+    from reprobook.runner import Runner
+    settings = {"cd_mnist": {"sizes": [60, 120, 240], "baselines": [[0, 0], [0.2, 0.5]],
+                             "reg_lengthscale2": [1e-4, 1.0], "width": 8, "depth": 3, "epochs": 2,
+                             "batch": 64, "lr": 1e-3, "lengthscale2": 1e-2, "val": 100, "test": 100},
+                "cd_mnist_spatial": {"train": 64, "test": 100, "epochs": 1, "channels": [2, 2],
+                                     "hidden": 8, "batch": 32, "lr": 1e-3},
+                "cd_sst": {"emb": 4, "hidden": 4, "epochs": 1, "batch": 128, "lr": 1e-3,
+                           "train_rows": 256},
+                "cd_rl": {"episodes": 2, "seeds": 1, "max_steps": 20}}
+    run = Runner("concrete_dropout", "small", settings, store=Store(tmp_path))
     try:
-        mn = cdx.mnist_experiment(store, "small", 0, settings)
-        res = {"cd_mnist": mn["mlp"], "cd_mnist_spatial": mn["spatial"],
-               "cd_sst": cdx.sst_experiment(store, "small", 0, settings),
-               "cd_rl": cdx.rl_experiment(store, "small", 0, settings)}
+        res = {name: run.run(name) for name in settings}
     except DataError as err:
         pytest.skip(f"data not available: {err}")
     mine = [c for c in claims.load_ledger("concrete_dropout")

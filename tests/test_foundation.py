@@ -150,12 +150,12 @@ def test_paired_notebooks_are_in_sync():
 # ----------------------------------------------------------------- staleness
 def test_records_carry_a_code_hash_and_go_stale_when_the_code_changes(tmp_path, monkeypatch):
     store = results.Store(tmp_path)
-    rec = store.save("cd_uci", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)  # a chapter-hashed one
+    rec = store.save("cd_uci", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)
     assert rec["provenance"]["code_hash"] == results.experiment_code_hash("cd_uci")
     assert not results.is_stale(rec)
     assert results.chapter_of("cd_uci") == "concrete_dropout"
     assert results.code_hash("gsc") != results.code_hash("htsr")
-    monkeypatch.setattr(results, "code_hash", lambda chapter: "changed")
+    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
     assert results.is_stale(rec)
 
 

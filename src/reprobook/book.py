@@ -469,3 +469,12 @@ def partial_run(chapter: str, profile: str = "full"):
 
 def elapsed(chapter: str) -> float:
     return time.perf_counter() - _STARTED.get(chapter, time.perf_counter())
+
+
+def reference(chapter: str, claim_id: str, source: str = "reference"):
+    """The value ``source`` (paper, report or reference) published for claim ``claim_id`` of
+    the chapter's ledger: a notebook's published column or curve read from the ledger."""
+    for c in _claims.load_ledger(chapter):
+        if c.id == claim_id:
+            return getattr(c, source)
+    raise KeyError(f"no claim {claim_id!r} in the {chapter} ledger")

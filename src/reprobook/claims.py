@@ -315,7 +315,7 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
     ``trend`` (see :func:`_trend`), ``equals`` (a label equal to ``value``, default the judged
     column's, compared without case, hyphens or spaces), ``ordered`` (a dict of numbers whose
     keys listed in ``order`` increase strictly), ``all-between`` (every number of a dict, or of
-    the keys in ``keys``, in [``lo``, ``hi``]), ``info`` (never judged)."""
+    the keys in ``keys``, in [``lo``, ``hi``]; a bound may be a dict with one bound per key), ``info`` (never judged)."""
     kind = check["kind"]
     if kind == "info":
         return "info", ""
@@ -334,8 +334,12 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
         if kind == "ordered":
             ok = all(a < b for a, b in zip(xs, xs[1:]))
             return ("reproduced" if ok else "not reproduced"), f"{' < '.join(map(str, keys))}? {shown}"
-        ok = all(check["lo"] <= x <= check["hi"] for x in xs)
-        return ("reproduced" if ok else "not reproduced"), f"all in [{check['lo']}, {check['hi']}]? {shown}"
+        lo, hi = ({k: b[k] for k in keys} if isinstance(b, dict) else dict.fromkeys(keys, b)
+                  for b in (check["lo"], check["hi"]))  # one bound for all, or one per key
+        ok = all(lo[k] <= x <= hi[k] for k, x in zip(keys, xs))
+        bounds = (f"[{check['lo']}, {check['hi']}]" if not isinstance(check["lo"], dict)
+                  and not isinstance(check["hi"], dict) else "their bounds")
+        return ("reproduced" if ok else "not reproduced"), f"all in {bounds}? {shown}"
     if kind == "true":
         if not isinstance(ours, bool):
             raise TypeError(f"claim {claim.id}: a 'true' check needs a real boolean, got {ours!r}")

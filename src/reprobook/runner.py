@@ -184,7 +184,11 @@ class Runner:
 
     def lookup(self, name: str, **overrides) -> dict | None:
         """The stored record of ``name`` at this profile and config (committed first), without
-        computing anything: None unless every cell and the summary exist."""
+        computing anything: None unless every cell and the summary exist (or when this profile
+        does not run ``name``)."""
+        exp = registry.get(name)
+        if not overrides and name not in self.settings and (exp.profiles or {}).get(self.profile) is None:
+            return None  # not part of this profile (e.g. a paper-scale-only study)
         exp, cfg, cells = self.jobs(name, **overrides)
         recs = [self.store.find(exp.cell_name or exp.name, c, self.profile, quiet=True)
                 for c in cells]

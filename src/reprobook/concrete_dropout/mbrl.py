@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from .kernels import (DENSE_TEMPERATURE, concrete_mask, gaussian_mc_log_likelihood,
                       stacked_regularizer)
-from .models import _uniform, spearman
+from ..stats import spearman
+from .models import _uniform
 from .rl import THETA_LIMIT, X_LIMIT, cartpole_reset, cartpole_step
 
 _BASE = {"random_episodes": 2, "depth": 2, "lengthscale": 1e-2, "init_p": 0.1}
@@ -341,14 +342,6 @@ def _summarise(sizes, ps, ev, online_p, online_eval, returns, rand_ret, meta) ->
     out["test_nmse_largest"] = float(nmse[-1].mean())
     out["mpc_return_last"] = out["returns"][-1] if returns else float("nan")
     return out
-
-
-def mbrl_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Record ``cd_mbrl`` (CPU: the collection loop is host-bound)."""
-    s = settings["mbrl"]
-    return store.run("cd_mbrl", dict(s, seed=seed), profile, seed, lambda: (
-        run_mbrl(**s, seed=seed),
-        "batched CartPole dynamics (gymnasium CartPoleEnv equations); random + MPC episodes"))
 
 
 def plot_mbrl(v: dict):

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from .kernels import (DENSE_TEMPERATURE, ConcreteDropout, bernoulli_entropy, concrete_mask,
                       concrete_regularization, dropout_probabilities)
-from .models import _uniform, spearman
+from ..stats import spearman
+from .models import _uniform
 
 MNIST_LAYERS = ("input", "h1", "h2", "h3-out")
 
@@ -320,27 +321,6 @@ def run_spatial(train: int, test: int, epochs: int, c1: int, c2: int, hidden: in
 
 
 # --------------------------------------------------------------------------- drivers and figures
-def mnist_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Records ``cd_mnist`` (the stacked MLP study), ``cd_mnist_spatial`` (the conv path) and,
-    where the profile has it, ``cd_mnist_width``; returns {"mlp": ..., "spatial": ...[, "width"]}."""
-    s = settings["mnist"]
-    mlp = store.run("cd_mnist", dict(s, seed=seed), profile, seed, lambda: run_mnist(
-        s["sizes"], [tuple(b) for b in s["baselines"]], s["reg_lengthscale2"], s["width"],
-        s["depth"], s["epochs"], s["batch"], s["lr"], s["lengthscale2"], s["val"], s["test"],
-        seed, device))
-    c = settings["spatial"]
-    spatial = store.run("cd_mnist_spatial", dict(c, seed=seed), profile, seed, lambda: run_spatial(
-        c["train"], c["test"], c["epochs"], c["channels"][0], c["channels"][1], c["hidden"],
-        c["batch"], c["lr"], seed, device))
-    res = {"mlp": mlp, "spatial": spatial}
-    if "width" in settings:
-        w = settings["width"]
-        res["width"] = store.run("cd_mnist_width", dict(w, seed=seed), profile, seed,
-                                 lambda: run_mnist_width(w["widths"], w["n"], w["epochs"],
-                                                         seed=seed, device=device))
-    return res
-
-
 def plot_mnist(v: dict, spatial: dict | None = None):
     """p per layer vs epoch (largest N), p per layer vs N, and the spatial net's p vs epoch."""
     import matplotlib.pyplot as plt

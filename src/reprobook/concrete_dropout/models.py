@@ -94,9 +94,3 @@ def mc_predict(model: StackedRegressionNet, x: torch.Tensor, samples: int, chunk
             mus.append(mu.reshape(x.shape[0], t, x.shape[1]))
             ss.append(s.reshape(x.shape[0], t, x.shape[1]))
     return torch.cat(mus, 1).detach(), torch.cat(ss, 1).detach()
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (scipy)."""
-    from scipy.stats import spearmanr
-    return float(spearmanr(x, y).statistic)

@@ -146,14 +146,6 @@ def _summarise_rl(names, lengths, ps, train_s, max_steps) -> dict:
     return out
 
 
-def rl_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Record ``cd_rl`` (CPU only: the episode loop is host-bound)."""
-    s = settings["rl"]
-    return store.run("cd_rl", dict(s, seed=seed), profile, seed, lambda: (run_cartpole(
-        s["episodes"], s["seeds"], s["max_steps"], seed=seed),
-        "batched CartPole dynamics (gymnasium CartPoleEnv equations), v0 limit"))
-
-
 def plot_rl(v: dict):
     """Episode length (mean over seeds, 10-episode moving average) and the learned p."""
     import matplotlib.pyplot as plt

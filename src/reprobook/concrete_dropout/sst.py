@@ -142,14 +142,6 @@ def run_sst(emb: int, hidden: int, epochs: int, batch: int = 64, lr: float = 1e-
             "concrete_p": c["p"]}, data["source"]
 
 
-def sst_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Record ``cd_sst``."""
-    s = settings["sst"]
-    return store.run("cd_sst", dict(s, seed=seed), profile, seed, lambda: run_sst(
-        s["emb"], s["hidden"], s["epochs"], s["batch"], s["lr"], s.get("train_rows"), seed,
-        device))
-
-
 def plot_sst(v: dict):
     """Dev accuracy per epoch (concrete vs fixed 0.5) and the learned p."""
     import matplotlib.pyplot as plt

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .kernels import gaussian_mc_log_likelihood, predictive_moments
-from .models import StackedRegressionNet, heteroscedastic_loss, mc_predict, spearman
+from .models import StackedRegressionNet, heteroscedastic_loss, mc_predict
 
 def synthetic_data(n: int, generator: torch.Generator):
     """y = 2x + 8 + eps, x ~ N(0,1), eps ~ N(0,1) (reference notebook ``gen_data``)."""
@@ -99,53 +99,26 @@ def _summarise_synthetic(cells, per_run, train_s) -> dict:
     return out
 
 
-def synthetic_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Record ``cd_synthetic``: paper §5.1 / the reference notebook, every (N, repetition)
-    in one batched program. Adds the trend summaries the ledger reads."""
-    s = settings["synthetic"]
-    cfg = dict(s, seed=seed)
-
-    def work():
-        out = run_synthetic(s["sizes"], s["epochs"], s["reps"], s["width"], s["lengthscale"],
-                            s["batch"], s["val_size"], s["samples"], s["lr"], seed, device)
-        ns = [float(n) for n in out["sizes"]]
-        epi = [out["epistemic_std"][str(n)] for n in out["sizes"]]
-        ale = [out["aleatoric_std"][str(n)] for n in out["sizes"]]
-        hid = [out["p_hidden_mean"][str(n)] for n in out["sizes"]]
-        out["rho_epistemic_n"] = spearman(ns, epi)
-        out["rho_p_hidden_n"] = spearman(ns, hid)
-        out["aleatoric_std_largest_n"] = ale[-1]
-        out["p_first_max"] = max(out["p"]["in-h1"].values())
-        return out, "synthetic y = 2x + 8 + N(0, 1), x ~ N(0, 1) (paper §5.1, reference notebook)"
-    return store.run("cd_synthetic", cfg, profile, seed, work)
-
-
-# reference notebook concrete-dropout-keras.ipynb, printed output (mean over 3 repetitions)
-NOTEBOOK_P = {10: (0.0769, 0.4038, 0.4036, 0.4035, 0.4039), 25: (0.0688, 0.4036, 0.4034, 0.4031, 0.4039),
-              50: (0.0713, 0.3256, 0.3255, 0.3253, 0.3259), 100: (0.0787, 0.2360, 0.2359, 0.2358, 0.2363),
-              1000: (0.0747, 0.2306, 0.2249, 0.2243, 0.2334),
-              10000: (0.0793, 0.1371, 0.1268, 0.1120, 0.1687)}
-NOTEBOOK_STD = {10: (1.321, 1.092), 25: (1.357, 0.820), 50: (1.270, 0.745), 100: (1.247, 0.668),
-                1000: (1.321, 0.652), 10000: (1.229, 0.542)}  # (aleatoric, epistemic)
-
-
-def plot_synthetic(v: dict):
+def plot_synthetic(v: dict, notebook_p: dict | None = None, notebook_std: dict | None = None):
     """p per layer vs N, and epistemic / aleatoric std vs N, ours (solid) beside the
-    reference notebook's printed values (dashed)."""
+    reference notebook's printed values (dashed): ``notebook_p`` {layer: {N: p}} and
+    ``notebook_std`` {"aleatoric_std"|"epistemic_std": {N: std}}, read from the ledger."""
     import matplotlib.pyplot as plt
     ns = v["sizes"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for i, name in enumerate(LAYERS):
+    for name in LAYERS:
         line, = a1.plot(ns, [v["p"][name][str(n)] for n in ns], "o-", label=name)
-        a1.plot(list(NOTEBOOK_P), [p[i] for p in NOTEBOOK_P.values()], "--",
-                color=line.get_color(), alpha=0.6)
+        ref = (notebook_p or {}).get(name, {})
+        a1.plot([float(n) for n in ref], list(ref.values()), "--", color=line.get_color(),
+                alpha=0.6)
     a1.set(xscale="log", xlabel="N (training points)", ylabel="learned p",
            title="dropout probability per layer (dashed: reference notebook)")
     a1.legend(fontsize=8)
-    for key, j in (("aleatoric_std", 0), ("epistemic_std", 1)):
+    for key in ("aleatoric_std", "epistemic_std"):
         line, = a2.plot(ns, [v[key][str(n)] for n in ns], "o-", label=key.replace("_", " "))
-        a2.plot(list(NOTEBOOK_STD), [s[j] for s in NOTEBOOK_STD.values()], "--",
-                color=line.get_color(), alpha=0.6)
+        ref = (notebook_std or {}).get(key, {})
+        a2.plot([float(n) for n in ref], list(ref.values()), "--", color=line.get_color(),
+                alpha=0.6)
     a2.axhline(1.0, color="grey", lw=0.8, ls=":")
     a2.set(xscale="log", xlabel="N (training points)", ylabel="std",
            title="uncertainty on 1000 validation points")

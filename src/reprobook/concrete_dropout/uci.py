@@ -1,7 +1,7 @@
 """UCI regression (paper §4.2 of the NeurIPS version, report §3.1): Boston, kin8nm and wine-red with the
 20 standard splits of Gal & Ghahramani (2016) trained together (stacked weights through
-``reprobook.train.fit``), the report's MAP-EM alternation as an ablation, the driver that stores
-records ``cd_uci_set``, ``cd_uci_mapem`` and ``cd_uci``, and the p figure.
+``reprobook.train.fit``), the no-dropout control, the report's MAP-EM alternation as an
+ablation, and the p figure (registered as ``cd_uci`` in :mod:`.experiments`).
 """
 from __future__ import annotations
 
@@ -16,19 +16,6 @@ from .models import StackedRegressionNet, heteroscedastic_loss, mc_predict
 
 UCI_SETS = {"boston": "bostonHousing", "kin8nm": "kin8nm", "wine-red": "wine-quality-red"}
 UCI_LAYERS = ("in-h1", "h1-h2", "h2-mean")
-# grid-searched MC dropout, Gal & Ghahramani 2016 (yaringal/DropoutUncertaintyExps readme @ 04604eb,
-# "original" column): (test RMSE, test log-likelihood)
-MC_DROPOUT = {"boston": (2.97, -2.46), "kin8nm": (0.10, 0.95), "wine-red": (0.62, -0.93)}
-
-
-def grid_match_fraction(sets: dict, rmse_rtol: float = 0.1, ll_atol: float = 0.1) -> float:
-    """Fraction of the (set, metric) pairs where Concrete dropout is within the tolerance of
-    grid-searched MC dropout: RMSE <= (1 + rmse_rtol) x theirs, LL >= theirs - ll_atol."""
-    hits = []
-    for name, v in sets.items():
-        rmse, ll = MC_DROPOUT[name]
-        hits += [v["rmse"] <= (1 + rmse_rtol) * rmse, v["ll"] >= ll - ll_atol]
-    return float(np.mean(hits))
 
 
 def uci_splits(name: str, splits: int = 20) -> dict:
@@ -55,18 +42,23 @@ def uci_splits(name: str, splits: int = 20) -> dict:
 
 def run_uci(name: str, epochs: int, batch: int, splits: int = 20, width: int = 50,
             depth: int = 2, lengthscale: float = 1e-2, lr: float = 1e-3, samples: int = 100,
-            seed: int = 0, device="cpu") -> dict:
+            seed: int = 0, device="cpu", fixed_p: float | None = None) -> dict:
     """Concrete dropout on ``depth`` hidden layers of ``width`` ReLU units plus the mean head
     (depth + 1 learned p's), homoscedastic learned noise, all splits trained together
     through :func:`reprobook.train.fit` (rows of every split shuffled by one permutation per
-    epoch). Test RMSE (MC mean) and per-point MC log-likelihood in the original units."""
+    epoch). Test RMSE (MC mean) and per-point MC log-likelihood in the original units.
+    ``fixed_p`` (the no-dropout control): every p starts at and stays at that value (1e-6:
+    dropout effectively off), with the same prior on the weights."""
     from ..train import fit
     d = uci_splits(name, splits)
     n, S = d["x_train"].shape[1], splits
     torch.manual_seed(seed)
     model = StackedRegressionNet(S, d["x_train"].shape[2], width, depth, lengthscale,
-                                 heteroscedastic=False, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+                                 heteroscedastic=False, seed=seed,
+                                 **({"init_p": fixed_p} if fixed_p is not None else {}))
+    if fixed_p is not None:
+        model.p_logits.requires_grad_(False)
+    opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=lr)
 
     def loss_fn(m, xb, yb):  # xb (B, S, d): the split axis goes first for the stacked net
         mu, s, reg = m(xb.transpose(0, 1))
@@ -133,50 +125,6 @@ def run_map_em(name: str, epochs: int, batch: int, passes: int, splits: int = 20
     p1 = model.ps().detach()
     return {"dp": float((p1 - p0).abs().mean()), "p_init": p0.tolist(), "p_final": p1.tolist(),
             "p": {k: float(v) for k, v in zip(UCI_LAYERS, p1.mean(0))}}
-
-
-def uci_experiment(store, profile: str, seed: int, settings: dict, device="cpu") -> dict:
-    """Records ``cd_uci_set`` (one per data set, all 20 splits batched) and ``cd_uci`` (their
-    summary: RMSE, log-likelihood, p per layer and split, pattern consistency)."""
-    s = settings["uci"]
-    values, sources = {}, []
-    for name in s["sets"]:
-        cfg = {k: v for k, v in s.items() if k not in ("sets", "epochs")}
-        cfg.update(name=name, epochs=s["epochs"][name], seed=seed)
-        rec = store.run("cd_uci_set", cfg, profile, seed, lambda: run_uci(
-            name, s["epochs"][name], s["batch"], s["splits"], s["width"], s["depth"],
-            s["lengthscale"], s["lr"], s["samples"], seed, device))
-        values[name] = rec["values"]
-        values[name]["runtime_s"] = rec["provenance"]["runtime_s"]
-        sources.append(rec["provenance"]["data_source"])
-        ps = np.array(rec["values"]["p_splits"])
-        order = [tuple(np.argsort(row)) for row in ps]
-        modal = max(set(order), key=order.count)
-        values[name]["pattern_fraction"] = order.count(modal) / len(order)
-        values[name]["p_increases_with_depth"] = float(np.mean(np.all(np.diff(ps, axis=1) > 0, 1)))
-    mapem = {}
-    for name in s.get("map_em_sets", []):
-        for passes in (2, 3):
-            cfg = {"name": name, "passes": passes, "epochs": s["map_em_epochs"][name],
-                   "batch": s["map_em_batch"], "splits": s["splits"], "width": s["width"],
-                   "depth": s["depth"], "lengthscale": s["lengthscale"], "seed": seed}
-            rec = store.run("cd_uci_mapem", cfg, profile, seed, lambda: run_map_em(
-                name, cfg["epochs"], cfg["batch"], passes, s["splits"], s["width"], s["depth"],
-                s["lengthscale"], seed=seed, device=device))
-            mapem.setdefault(name, {})[f"{passes}-pass"] = rec["values"]
-    summary = {"sets": values, "map_em": mapem,
-               "map_em_dp_two_pass_max": max((v["2-pass"]["dp"] for v in mapem.values()),
-                                             default=None),
-               "map_em_dp_three_pass_min": min((v["3-pass"]["dp"] for v in mapem.values()),
-                                               default=None),
-               "pattern_fraction_min": min(v["pattern_fraction"] for v in values.values()),
-               "p_increases_with_depth_min": min(v["p_increases_with_depth"]
-                                                 for v in values.values()),
-               "grid_match_fraction": grid_match_fraction(values),
-               "runtime_s": sum(v["runtime_s"] for v in values.values())}
-    cfg = dict(s, seed=seed)
-    return store.run("cd_uci", cfg, profile, seed, lambda: (summary, "; ".join(sources)),
-                     force=True)
 
 
 def plot_uci(summary: dict):
