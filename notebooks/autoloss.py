@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -36,12 +38,10 @@ from IPython.display import Markdown, display
 from reprobook import book
 from reprobook.autoloss import experiments as ex
 from reprobook.autoloss import figures
-from reprobook.autoloss import gan as ex_gan
 from reprobook.autoloss.kernels import make_regression_data
 from reprobook.autoloss.regression import OFFICIAL
 
 run = book.start("autoloss", profile, seed, device, _new, executor, address)
-store = book.store()
 display(Markdown(f"**Profile `{run.profile}`**, seed {run.seed}."))
 
 # %% [markdown]
@@ -128,7 +128,7 @@ book.profiles_table("autoloss")
 # ### Quadratic regression (paper Table 1, Fig. 1)
 
 # %%
-rec = ex.run_regression(store, run.profile, run.seed, run["regression"])
+rec = run.run("autoloss_regression")
 reg = rec["values"]
 
 
@@ -150,13 +150,14 @@ def _table(v, order, paper, score, fmt, trials_key, extra):
 order = ["w-o-l1", "w-o-l1-trainval", "alternate", "dgs", "dgs-test-picked", "s1", "s2", "s3",
          "autoloss", "autoloss-terminal-only", "autoloss-report-sign", "autoloss-no-baseline"]
 paper_reg = book.published("autoloss", r"^mse_minus_floor\.")  # from the ledger
+paper_floor = book.reference("autoloss", "reg-noise-floor", "paper")  # paper App. A.2
 t_reg = _table(reg, order, paper_reg, "mse_raw", ".3f", "mse_trials",
                {"− floor": lambda m: f"{reg['mse_minus_floor'][m]:.3f}",
-                "− 3.94": lambda m: f"{reg['mse'][m]:.3f}"})
-t_reg = t_reg.rename(columns={"paper": "paper (−3.94)", "ours": "ours: test MSE"})
+                f"− {paper_floor}": lambda m: f"{reg['mse_raw'][m] - paper_floor:.3f}"})
+t_reg = t_reg.rename(columns={"paper": f"paper (−{paper_floor})", "ours": "ours: test MSE"})
 display(Markdown(
     f"Test MSE: mean ± sd over trials; the test rows' realised noise floor is "
-    f"{reg['noise_floor_test']:.3f} (the paper's data: 3.94). The report gives no numbers for "
+    f"{reg['noise_floor_test']:.3f} (the paper's data: {paper_floor}). The report gives no numbers for "
     f"this table. Last column: paired bootstrap over the 200 test rows, negative = AutoLoss "
     f"better. `dgs-test-picked` chose λ on the test rows (optimistic, for reference only); "
     f"`autoloss-terminal-only` is the paper's reward without the official per-step shaping."),
@@ -208,13 +209,13 @@ display(Markdown(f"S2's statistic at the true weights: (λ‖w‖₁ − L_val)/
                  f"({OFFICIAL['lam']} × {w_l1:.3f} − {floor_valid:.3f}) / {floor_valid:.3f} = "
                  f"{(OFFICIAL['lam'] * w_l1 - floor_valid) / floor_valid:+.2f}. S2's threshold "
                  f"picked on the validation rows: `{reg['picked'].get('s2')}`; the grid: "
-                 f"{run['regression']['thresholds']}."))
+                 f"{rec['config']['thresholds']}."))
 
 # %% [markdown]
 # ### MLP classification (paper Table 1)
 
 # %%
-rec_c = ex.run_classification(store, run.profile, run.seed, run["classification"])
+rec_c = run.run("autoloss_classification")
 cls = rec_c["values"]
 
 # %% tags=["remove-input"]
@@ -237,7 +238,7 @@ plt.show()
 # %% tags=["remove-input"]
 fr = cls["frozen"]
 display(Markdown(
-    f"Frozen random controllers ({run['classification']['frozen']} seeds): test accuracy "
+    f"Frozen random controllers ({rec_c['config']['frozen']} seeds): test accuracy "
     f"{fr['raw']['min']:.3f}-{fr['raw']['max']:.3f} with raw features (L1 steps "
     f"{fr['raw']['l1_fraction']:.2f}), {fr['normalised']['min']:.3f}-"
     f"{fr['normalised']['max']:.3f} with normalised features (L1 steps "
@@ -273,7 +274,7 @@ st = pd.DataFrame({k: {"median": f"{v['median']:.3f}", "IQR": f"{v['iqr']:.3f}",
                    for k, v in sens["settings"].items()}).T
 display(Markdown(
     f"Median and IQR of AutoLoss's test MSE over {sens['n_seeds']} controller seeds × "
-    f"{run['regression']['trials']} trials per setting (`drop:*` rows are the Table 3 "
+    f"{rec['config']['trials']} trials per setting (`drop:*` rows are the Table 3 "
     f"ablations, left out of the spread). Spread of the medians over the hyperparameter "
     f"settings: **{sens['spread_of_medians']:.3f}** (best `{sens['best_setting']}`, worst "
     f"`{sens['worst_setting']}`); |official median − best baseline ({sens['best_baseline']}, "
@@ -357,7 +358,7 @@ display(Markdown(
 # $8.6\times\text{IS}_\text{real}/9.5$.
 
 # %%
-rec_g = ex_gan.run_gan(store, run.profile, run.seed, run["gan"], device=run.device)
+rec_g = run.run("autoloss_gan")
 gv = rec_g["values"]
 
 # %% mystnb={"figure": {"caption": "MNIST DCGAN (paper Sec. 5.2): inception score, computed with our own MNIST classifier, against update step for each fixed D:G schedule (thin dashed) and each AutoLoss controller trained online (thick solid), with the score of real test images (grey) and the paper's 8.6 threshold rescaled to our classifier (dotted). The speed claims compare the step at which each curve first reaches the dotted line; the paper says AutoLoss gets there before every fixed schedule.", "name": "fig-autoloss-gan"}, "image": {"alt": "Line chart with update step on the horizontal axis and inception score on the vertical axis, thin dashed lines for the fixed schedules, thick solid lines for the controllers, a grey horizontal line for real images and a dotted grey threshold line."}} tags=["remove-input"]
@@ -371,10 +372,11 @@ clf_v = gv["classifier"]
 display(Markdown(
     f"Our MNIST classifier: test accuracy **{clf_v['test_acc']:.4f}**, IS of the "
     f"{clf_v['n_test']} real test images **{clf_v['is_real']:.3f}** (paper: "
-    f"{clf_v['paper_is_real']} on the authors' classifier). Threshold IS "
-    f"{gv['threshold_is']:.3f}; {run['gan']['steps']} steps per schedule "
-    f"(profile `{run.profile}`: a {'paper-size' if rec_g['config']['paper_dcgan'] else 'small'} "
-    f"DCGAN), one run each."), figures.gan_table(gv, ex_gan.PAPER_IS))
+    f"{rec_g['config']['scale_real_is']} on the authors' classifier). Threshold IS "
+    f"{gv['threshold_is']:.3f}; {rec_g['config']['steps']} steps per schedule "
+    f"(profile `{run.profile}`: base filters {rec_g['config']['base_filters']}, z "
+    f"{rec_g['config']['z_dim']}), one run each."),
+    figures.gan_table(gv, book.published("autoloss", r"^is\.", "paper")))
 display(book.provenance(rec_g))
 
 # %% [markdown]

@@ -379,7 +379,7 @@ def test_inception_score_bad_input():
 def test_profiles_declared():
     assert set(PROFILES) == {"small", "medium", "full"}
     for p in PROFILES.values():
-        assert set(p) == {"regression", "classification", "gan"}
+        assert set(p) == {"autoloss_regression", "autoloss_classification", "autoloss_gan"}
 
 
 # --------------------------------------------------------------------------- regression engine
@@ -510,15 +510,15 @@ def test_regression_experiment_runs_tiny():
              sensitivity=False)
     v = regression_experiment(s, seed=0)
     for m in ("w-o-l1", "s1", "s2", "s3", "dgs", "autoloss", "alternate", "dgs-test-picked"):
-        assert math.isfinite(v["mse"][m]) and v["mse_raw"][m] > 0
-        assert v["mse"][m] == pytest.approx(v["mse_raw"][m] - 3.94)
+        assert math.isfinite(v["mse_minus_floor"][m]) and v["mse_raw"][m] > 0
+        assert v["mse_minus_floor"][m] == pytest.approx(v["mse_raw"][m] - v["noise_floor_test"])
     assert v["noise_floor_test"] == pytest.approx(3.7704, abs=1e-3)
-    assert isinstance(v["autoloss_beats_all"], bool)
+    assert set(v["vs_hi"]) == {"w-o-l1", "alternate", "dgs", "s1", "s2", "s3"}
     assert set(v["autoloss_sweep"]) == {"0.2", "1"}
     for m in ("w-o-l1-trainval", "autoloss-terminal-only", "autoloss-report-sign"):
         assert m in v["mse_raw"] and m in v["vs_autoloss"]
-    for k in ("autoloss_lambda_independent", "w_o_l1_overfits", "autoloss_best_mean"):
-        assert isinstance(v[k], bool)
+    for k in ("autoloss_lambda_spread", "w_o_l1_minus_dgs_lo"):
+        assert math.isfinite(v[k])
 
 
 # --------------------------------------------------------------------------- classification engine
@@ -763,9 +763,12 @@ def test_classification_experiment_runs_tiny():
     for m in ("autoloss-report-sign", "autoloss-no-baseline", "dgs"):
         assert v["vs_autoloss"][m]["lo"] <= v["vs_autoloss"][m]["diff"] <= v["vs_autoloss"][m]["hi"]
     assert set(v["autoloss_sweep"]) == {"0.02", "0.2"}
-    assert len(v["frozen"]["raw"]["acc"]) == 4 and isinstance(v["frozen_normalised_narrower"], bool)
-    for k in ("autoloss_beats_all", "w_o_l1_overfits", "autoloss_best_mean"):
-        assert isinstance(v[k], bool)
+    assert len(v["frozen"]["raw"]["acc"]) == 4
+    assert v["frozen_range_raw_minus_normalised"] == pytest.approx(
+        v["frozen"]["raw"]["range"] - v["frozen"]["normalised"]["range"])
+    assert math.isfinite(v["w_o_l1_minus_dgs_lo"]) and set(v["vs_hi"]) == set(v["vs_autoloss"]) - {
+        "w-o-l1-trainval", "dgs-test-picked", "autoloss-report-sign", "autoloss-no-baseline",
+        "autoloss-terminal-only"}
 
 
 def test_transfer_runs_baselines_and_the_trained_controllers_on_the_other_data_sets():

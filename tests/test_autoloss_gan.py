@@ -58,8 +58,16 @@ def test_gan_losses_match_formulas():
 def test_steps_to_threshold_and_rho():
     assert gan.steps_to([1.0, 2.0, 5.0, 4.0], 3.0, 50) == 100
     assert gan.steps_to([1.0, 2.0], 3.0, 50) is None
-    assert gan.spearman_rho([1, 2, 3, 4]) == pytest.approx(1.0)
-    assert gan.spearman_rho([4, 3, 2, 1]) == pytest.approx(-1.0)
+    runs = {k: {"curve": c, "d_fraction": 0.5} for k, c in (
+        ("gan-1-1", [1.0, 2.0, 3.0]), ("gan-1-5", [1.0, 3.0, 4.0]), ("gan-3-1", [1.0, 1.5, 2.0]),
+        ("autoloss", [1.0, 2.0, 5.0]))}
+    s = {"eval_every": 50, "n_train": 100, "batch": 10, "scale_threshold_is": 8.6,
+         "scale_real_is": 9.5}
+    v = gan.summarise(runs, s, is_real=9.5)
+    assert v["threshold_is"] == pytest.approx(8.6) and v["autoloss_rho"] == pytest.approx(1.0)
+    # converged IS = mean of the last 3 evaluations: 1:1 2.0, 1:5 8/3, 3:1 1.5
+    assert v["is_minus_1_1"] == pytest.approx({"gan-1-5": 2 / 3, "gan-3-1": -0.5})
+    assert v["best_other_minus_1_1"] == pytest.approx(2 / 3) and v["autoloss_is_gain"] == 4.0
 
 
 def _toy_settings():
@@ -105,7 +113,7 @@ def test_train_gan_follows_schedule_and_device_argument():
     assert a["d_fraction"] == pytest.approx(2 / 12)
     assert len(a["curve"]) == 3 and a["curve"] == b["curve"]
     if not torch.cuda.is_available():
-        from reprobook.profiles import ParameterError
+        from reprobook.profiles import ParameterError, resolve_device
 
         with pytest.raises(ParameterError, match="CUDA is not available"):
-            gan.run_gan(store=None, profile="small", settings=s, device="cuda")
+            resolve_device("cuda")

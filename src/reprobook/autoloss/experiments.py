@@ -1,17 +1,17 @@
 """The AutoLoss chapter's experiments (Xu et al., ICLR 2019; report of Kothari, Liu & Lavrov).
 
-``run_regression``: paper Table 1's regression row, the lambda sweep of Fig. 1, the feature
+``autoloss_regression``: paper Table 1's regression row, the lambda sweep of Fig. 1, the feature
 ablation of Table 3 and the sensitivity study (controller seeds, reward constant, clip, shaping,
 baseline decay, controller learning rate, temperature, hidden 0/16, feature normalisation) on
 the official data (``gen_reg_data.py``: 5 partitions of 200 rows) with the official protocol
-(``config/reg``, ``trainer.py``). ``run_classification``: Table 1's classification row on the
+(``config/reg``, ``trainer.py``). ``autoloss_classification``: Table 1's classification row on the
 official ``gen_cls_data.py`` data (``config/cls``), the report's variants (sign error, no
 baseline) and frozen random controllers with raw vs normalised features (report §6.1).
 Baselines: W/O L1, DGS (lambda grid picked on valid_task; the test-picked lambda is reported and
 labelled), S1-S3 (threshold picked on valid_task), the 1:1 alternation. Every method is scored on
 the same test rows; differences to AutoLoss come with paired bootstrap intervals over those rows.
-Results go through ``reprobook.results.Store.run`` (experiments ``autoloss_regression`` and
-``autoloss_classification``).
+Registered with :mod:`reprobook.registry` (with ``autoloss_gan`` of :mod:`.gan`); records hold
+raw numbers (means, paired intervals, spreads) and the ledger judges them.
 """
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ from .kernels import make_classification_data, make_regression_data
 from .regression import OFFICIAL, RegressionLanes, partitions
 from .sensitivity import SETTINGS, summarise, weights_for
 
-LAMBDA_SPREAD = 0.1  # "same MSE regardless of lambda": AutoLoss's test MSE range over the sweep
-PAPER_NOISE_FLOOR = 3.94  # paper §5.1.1: "groundtruth MSE 3.94 ... subtracted from our results"
 RIVALS = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
 
 REGRESSION = {
@@ -220,17 +218,14 @@ def regression_experiment(s: dict, seed: int = 0) -> dict:
     table, per_row, picked, vs = _table(runs, variants, False, s["n_boot"], seed)
     raw = {m: float(e.mean()) for m, e in per_row.items()}
     values = {
-        "noise_floor_test": floor, "noise_floor_paper": PAPER_NOISE_FLOOR,
-        "noise_floor_partitions": noise2.tolist(),
-        "mse": {m: v - PAPER_NOISE_FLOOR for m, v in raw.items()},
+        "noise_floor_test": floor, "noise_floor_partitions": noise2.tolist(),
         "mse_raw": raw, "mse_minus_floor": {m: v - floor for m, v in raw.items()},
         "mse_trials": {m: runs[k]["test"].mean(-1).tolist() for m, k in table.items()},
         "picked": picked, "l1_fraction": {m: float(runs[k]["l1_fraction"].mean())
                                           for m, k in table.items()},
         "vs_autoloss": vs, "dgs_sweep": {}, "thresholds": {}, "autoloss_sweep": {},
     }
-    values["autoloss_beats_all"] = all(vs[m]["hi"] < 0 for m in RIVALS)
-    values["autoloss_best_mean"] = all(raw["autoloss"] < raw[m] for m in RIVALS)
+    values["vs_hi"] = {m: vs[m]["hi"] for m in RIVALS}  # AutoLoss minus each rival: CI top
     for lam_ in s["dgs_lams"]:
         r = runs[f"dgs@{lam_:.4g}"]
         values["dgs_sweep"][f"{lam_:.4g}"] = {"valid": float(r["best_valid"].mean()),
@@ -242,9 +237,8 @@ def regression_experiment(s: dict, seed: int = 0) -> dict:
     values["autoloss_sweep"] = _sweep(lanes, tested)
     sweep = {k: float(np.mean(v)) for k, v in values["autoloss_sweep"].items()}
     values["autoloss_lambda_spread"] = max(sweep.values()) - min(sweep.values())
-    values["autoloss_lambda_independent"] = values["autoloss_lambda_spread"] < LAMBDA_SPREAD
-    _, lo, _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"], s["n_boot"], seed)
-    values["w_o_l1_overfits"] = lo > 0
+    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"],
+                                                           s["n_boot"], seed)
     best_base = min(RIVALS, key=lambda m: raw[m])
     values["sensitivity"] = summarise(lanes, tested["test"].mean(-1), raw[best_base], best_base,
                                       len(seeds))
@@ -320,10 +314,9 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
               "dgs_sweep": {f"{lam:.4g}": {"valid_acc": float(runs[f"dgs@{lam:.4g}"]["best_valid"].mean()),
                                            "test_error": float(runs[f"dgs@{lam:.4g}"]["test"].mean())}
                             for lam in s["dgs_lams"]}}
-    values["autoloss_beats_all"] = all(vs[m]["hi"] < 0 for m in RIVALS)
-    values["autoloss_best_mean"] = all(err["autoloss"] < err[m] for m in RIVALS)
-    _, lo, _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"], s["n_boot"], seed)
-    values["w_o_l1_overfits"] = lo > 0
+    values["vs_hi"] = {m: vs[m]["hi"] for m in RIVALS}  # AutoLoss minus each rival: CI top
+    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"],
+                                                           s["n_boot"], seed)
     values["autoloss_sweep"] = _sweep(lanes, tested)
     values["controller"] = _history(trained, lanes)
     t_tr = time.perf_counter()
@@ -346,8 +339,8 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
                                   "range": float(a.max() - a.min()),
                                   "q25": float(a.quantile(.25)), "q75": float(a.quantile(.75)),
                                   "l1_fraction": float(frozen["l1_fraction"][j * K:(j + 1) * K].mean())}
-    values["frozen_normalised_narrower"] = (values["frozen"]["normalised"]["range"]
-                                            < values["frozen"]["raw"]["range"])
+    values["frozen_range_raw_minus_normalised"] = (values["frozen"]["raw"]["range"]
+                                                   - values["frozen"]["normalised"]["range"])
     values["feature_scale"] = scale.tolist()
     values["runtime_s"] = {"baselines": t_base, "controller_training": t_train,
                            "test": t1 - t0 - t_base - t_train - t_tr, "transfer": t_tr,
@@ -356,25 +349,44 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
     return values
 
 
-def _run(store, experiment, fn, official, settings, profile, seed, force, data_source):
-    s = dict(settings)
-    config = {**s, "seed": seed, "official": official}
+# ----------------------------------------------------------------------------- the registry
+def regression(cfg: dict, ctx) -> tuple[dict, str]:
+    """Experiment ``autoloss_regression`` (:func:`regression_experiment`), on one thread."""
     with one_thread():
-        return store.run(experiment, config, profile, seed, lambda: fn(s, seed), force=force,
-                         data_source=data_source)
-
-
-def run_regression(store, profile: str, seed: int = 0, settings: dict | None = None,
-                   force: bool = False) -> dict:
-    """Store-backed run of :func:`regression_experiment` (experiment ``autoloss_regression``)."""
-    return _run(store, "autoloss_regression", regression_experiment, OFFICIAL,
-                settings or REGRESSION[profile], profile, seed, force,
+        return (regression_experiment(cfg, ctx.seed_for("autoloss_regression")),
                 "synthetic, dataio/gen_reg_data.py semantics (seed 1)")
 
 
-def run_classification(store, profile: str, seed: int = 0, settings: dict | None = None,
-                       force: bool = False) -> dict:
-    """Store-backed run of :func:`classification_experiment` (``autoloss_classification``)."""
-    return _run(store, "autoloss_classification", classification_experiment, CLS_OFFICIAL,
-                settings or CLASSIFICATION[profile], profile, seed, force,
+def classification(cfg: dict, ctx) -> tuple[dict, str]:
+    """Experiment ``autoloss_classification`` (:func:`classification_experiment`)."""
+    with one_thread():
+        return (classification_experiment(cfg, ctx.seed_for("autoloss_classification")),
                 "synthetic, dataio/gen_cls_data.py semantics (sklearn make_classification, seed 1)")
+
+
+from .. import registry  # noqa: E402
+from .gan import gan  # noqa: E402
+
+_CORE = ("autoloss/engine.py", "autoloss/kernels.py", "autoloss/experiments.py",
+         "autoloss/sensitivity.py", "autoloss/regression.py", "autoloss/classification.py")
+registry.register(registry.Experiment(
+    name="autoloss_regression", chapter="autoloss", compute=regression, modules=_CORE,
+    outputs=("noise_floor_test", "noise_floor_partitions", "mse_raw", "mse_minus_floor",
+             "mse_trials", "picked", "l1_fraction", "vs_autoloss", "vs_hi", "dgs_sweep",
+             "thresholds", "autoloss_sweep", "autoloss_lambda_spread", "w_o_l1_minus_dgs_lo",
+             "sensitivity", "ablation", "feature_scale", "controller", "runtime_s", "lockstep",
+             "n_ctrl_seeds")))
+registry.register(registry.Experiment(
+    name="autoloss_classification", chapter="autoloss", compute=classification, modules=_CORE,
+    outputs=("error", "acc", "error_trials", "picked", "vs_autoloss", "vs_hi", "l1_fraction",
+             "dgs_sweep", "w_o_l1_minus_dgs_lo", "autoloss_sweep", "controller", "transfer",
+             "frozen", "frozen_range_raw_minus_normalised", "feature_scale", "runtime_s",
+             "n_ctrl_seeds")))
+registry.register(registry.Experiment(
+    name="autoloss_gan", chapter="autoloss", compute=gan,
+    modules=("autoloss/gan.py", "autoloss/kernels.py", "autoloss/experiments.py"),
+    outputs=("is", "is_best", "curves", "curve_steps", "d_fraction", "threshold_is",
+             "steps_to_threshold", "epochs_to_threshold", "reached", "best_fixed",
+             "is_minus_1_1", "best_other_minus_1_1", "speedup_vs_1_1",
+             "epochs_1_7_behind_autoloss", "autoloss_rho", "autoloss_is_gain",
+             "autoloss_minus_no_baseline", "classifier", "controller", "runtime_s")))
