@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -53,14 +54,25 @@ class RayExecutor:
     local one). A task whose worker process dies is retried up to ``retries`` times."""
 
     def __init__(self, address: str | None = None, retries: int = 3, **init):
-        try:
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        if address and "RAY_AUTH_MODE" not in os.environ and token.exists():
+            os.environ["RAY_AUTH_MODE"] = "token"  # `ray start` heads require their token
+        try:  # (Ray reads RAY_AUTH_MODE when it is imported)
             import ray
         except ImportError as err:
             raise ParameterError("executor 'ray' needs Ray: pip install '.[ray]'") from err
         self.ray, self.retries = ray, retries
-        if not ray.is_initialized():
+        if ray.is_initialized():
+            return
+        try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR", **init)
+        except ConnectionError as err:
+            raise ParameterError(
+                f"cannot reach the Ray cluster at {address!r} ({str(err).splitlines()[-1]}); "
+                "is its head running, and does this machine have the head's auth token "
+                "(~/.ray/auth_token, or RAY_AUTH_TOKEN)? See the README, 'Running on a "
+                "cluster'") from err
 
     def map(self, exp, jobs, progress=lambda it, **kw: it):
         ray = self.ray
