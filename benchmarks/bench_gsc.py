@@ -19,7 +19,8 @@ import torch
 from common import write_rows
 from reprobook import gsc
 from reprobook.profiles import resolve_device
-from reprobook.results import REPO_ROOT, hardware
+from reprobook.paths import REPO_ROOT
+from reprobook.provenance import hardware
 
 
 def measure(points: int, repeats: int, dev) -> dict:

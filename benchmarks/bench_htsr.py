@@ -18,7 +18,8 @@ import torch
 
 from reprobook import data, htsr
 from reprobook.profiles import resolve_device
-from reprobook.results import REPO_ROOT, hardware
+from reprobook.paths import REPO_ROOT
+from reprobook.provenance import hardware
 
 
 def epoch_seconds(batch, x, y, steps, device):

@@ -2,7 +2,9 @@
 import json
 from datetime import datetime, timezone
 
-from reprobook.results import atomic_write_json, committed_root, git_commit, hardware
+from reprobook.results import atomic_write_json
+from reprobook.paths import committed_root
+from reprobook.provenance import git_commit, hardware
 
 BENCH = committed_root() / "bench.json"
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -29,7 +31,7 @@ from IPython.display import HTML, Markdown, display
 
 from reprobook import book, claims, pages
 from reprobook.plotting import use_style
-from reprobook.results import evidence_profile
+from reprobook.evidence import evidence_profile
 
 book.show_whole_tables()
 use_style()

@@ -280,7 +280,7 @@ def test_a_chance_level_model_never_passes_a_trained_model_claim():
     (or says why none applies), and a model at chance on those metrics fails the gate, so the
     claim reads inconclusive, never reproduced or partly."""
     import yaml
-    from reprobook.results import REPO_ROOT
+    from reprobook.paths import REPO_ROOT
     for chapter in ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr"):
         path = REPO_ROOT / "src" / "reprobook" / "ledger" / f"{chapter}.yaml"
         trained = set(yaml.safe_load(path.read_text())["trained_experiments"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reprobook import data, profiles, results
+from reprobook import data, evidence, profiles, provenance, results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,35 +151,35 @@ def test_paired_notebooks_are_in_sync():
 def test_records_carry_a_code_hash_and_go_stale_when_the_code_changes(tmp_path, monkeypatch):
     store = results.Store(tmp_path)
     rec = store.save("cd_uci", {"a": 1}, "small", 0, {"x": 1.0}, 0.1)
-    assert rec["provenance"]["code_hash"] == results.experiment_code_hash("cd_uci")
-    assert not results.is_stale(rec)
-    assert results.chapter_of("cd_uci") == "concrete_dropout"
-    assert results.code_hash("gsc") != results.code_hash("htsr")
-    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
-    assert results.is_stale(rec)
+    assert rec["provenance"]["code_hash"] == provenance.experiment_code_hash("cd_uci")
+    assert not provenance.is_stale(rec)
+    assert provenance.chapter_of("cd_uci") == "concrete_dropout"
+    assert provenance.code_hash("gsc") != provenance.code_hash("htsr")
+    monkeypatch.setattr(provenance, "experiment_code_hash", lambda experiment: "changed")
+    assert provenance.is_stale(rec)
 
 
 def test_committed_evidence_is_read_first_and_stale_work_records_are_recomputed(tmp_path, monkeypatch):
     committed, work = tmp_path / "results", tmp_path / "work"
-    monkeypatch.setattr(results, "committed_root", lambda: committed)
-    assert results.evidence_profile("gsc", "small") == "small"
+    monkeypatch.setattr(evidence, "committed_root", lambda: committed)
+    assert evidence.evidence_profile("gsc", "small") == "small"
     results.Store(committed).save("gsc_noise", {"a": 1}, "medium", 0, {"x": "committed"}, 1.0)
-    assert results.evidence_profile("gsc", "small") == "small"  # records, but no complete run
-    results.atomic_write_json(results.manifest_path("gsc", "medium", committed), {})
-    assert results.evidence_profile("gsc", "small") == "medium"
-    assert results.evidence_profile("htsr", "small") == "small"
-    assert results.evidence_profile("gsc", "full") == "full"
+    assert evidence.evidence_profile("gsc", "small") == "small"  # records, but no complete run
+    results.atomic_write_json(evidence.manifest_path("gsc", "medium", committed), {})
+    assert evidence.evidence_profile("gsc", "small") == "medium"
+    assert evidence.evidence_profile("htsr", "small") == "small"
+    assert evidence.evidence_profile("gsc", "full") == "full"
     store = results.Store(work, read_roots=[committed])
     calls = []
     rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: calls.append(1) or {"x": "new"})
     assert rec["values"]["x"] == "committed" and rec["reused"] and not calls
     results.Store(work).save("gsc_noise", {"a": 2}, "small", 0, {"x": "old"}, 1.0)
-    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
+    monkeypatch.setattr(provenance, "experiment_code_hash", lambda experiment: "changed")
     rec = store.run("gsc_noise", {"a": 2}, "small", 0, lambda: {"x": "new"})
     assert rec["values"]["x"] == "new" and not rec["reused"]  # stale work record recomputed
     rec = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": "new"})
     assert rec["values"]["x"] == "committed" and rec["stale"]  # evidence kept, labelled stale
-    assert [r["stale"] for r in results.committed_status()] == [True]
+    assert [r["stale"] for r in evidence.committed_status()] == [True]
 
 
 def test_rerun_stale_recomputes_committed_records_and_summaries_of_stale_parts_are_stale(
@@ -189,23 +189,23 @@ def test_rerun_stale_recomputes_committed_records_and_summaries_of_stale_parts_a
     refused by commit-results, while another chapter's records are not affected."""
     committed, work = tmp_path / "results", tmp_path / "work"
     results.Store(committed).save("cd_uci_set", {"set": "wine"}, "medium", 0, {"x": "old"}, 1.0)
-    monkeypatch.setattr(results, "experiment_code_hash", lambda experiment: "changed")
+    monkeypatch.setattr(provenance, "experiment_code_hash", lambda experiment: "changed")
     monkeypatch.setenv("REPRO_RERUN_STALE", "1")
     store = results.Store(work, read_roots=[committed])
     rec = store.run("cd_uci_set", {"set": "wine"}, "medium", 0, lambda: {"x": "new"})
-    assert rec["values"]["x"] == "new" and not rec["reused"] and not results.is_stale(rec)
+    assert rec["values"]["x"] == "new" and not rec["reused"] and not provenance.is_stale(rec)
     rec = store.run("cd_uci", {"all": 1}, "medium", 0, lambda: {"mean": 1})
-    assert not results.is_stale(rec)
+    assert not provenance.is_stale(rec)
     monkeypatch.delenv("REPRO_RERUN_STALE")
     store = results.Store(tmp_path / "work2", read_roots=[committed])
     rec = store.run("cd_uci_set", {"set": "wine"}, "medium", 0, lambda: {"x": "new"})
     assert rec["values"]["x"] == "old" and rec["stale"]
     summary = store.run("cd_uci", {"all": 1}, "medium", 0, lambda: {"mean": 1})
     assert summary["provenance"]["stale_inputs"] == ["cd_uci_set/" + rec["config_hash"] + ".json"]
-    assert results.is_stale(summary)
+    assert provenance.is_stale(summary)
     other = store.run("gsc_noise", {"a": 1}, "medium", 0, lambda: {"x": 1})
-    assert not results.is_stale(other)
-    copied, stale = results.copy_records(["concrete_dropout"], "medium", tmp_path / "work2",
+    assert not provenance.is_stale(other)
+    copied, stale = evidence.copy_records(["concrete_dropout"], "medium", tmp_path / "work2",
                                          tmp_path / "out")
     assert not copied and stale == ["cd_uci/" + summary["config_hash"] + ".json"]
 
@@ -257,37 +257,37 @@ def test_commit_results_copies_current_records_of_the_chapter_only(tmp_path, mon
     store.save("htsr_lenet5", {"a": 1}, "medium", 0, {"x": 2.0}, 1.0)
     store.save("gsc_noise", {"a": 1}, "small", 0, {"x": 3.0}, 1.0)
     store.checkpoint_path("gsc_noise", {"a": 2}, "medium").write_bytes(b"ckpt")
-    copied, stale = results.copy_records(["gsc"], "medium", work, committed)
+    copied, stale = evidence.copy_records(["gsc"], "medium", work, committed)
     assert [p.parent.name for p in copied] == ["gsc_noise"] and not stale
     assert not list(committed.rglob("*.pt")) and not (committed / "small").exists()
     assert results.read_record(copied[0])["values"] == {"x": 1.0}
-    assert not results.manifest_path("gsc", "medium", committed).exists()  # no finished run
-    copied, _ = results.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {"d": 1}})
-    manifest = json.loads(results.manifest_path("gsc", "medium", committed).read_text())
+    assert not evidence.manifest_path("gsc", "medium", committed).exists()  # no finished run
+    copied, _ = evidence.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {"d": 1}})
+    manifest = json.loads(evidence.manifest_path("gsc", "medium", committed).read_text())
     assert manifest["records"] == [f"gsc_noise/{copied[0].name}"] and manifest["run"] == {"d": 1}
-    results.manifest_path("gsc", "medium", committed).unlink()
+    evidence.manifest_path("gsc", "medium", committed).unlink()
     store.save("gsc_cifar", {"a": 1}, "medium", 0, {"x": 4.0}, 1.0, code="old code")
-    copied, stale = results.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {}})
+    copied, stale = evidence.copy_records(["gsc"], "medium", work, committed, runs={"gsc": {}})
     assert len(copied) == 1 and stale and stale[0].startswith("gsc_cifar/")
-    assert not results.manifest_path("gsc", "medium", committed).exists()  # stale: no manifest
+    assert not evidence.manifest_path("gsc", "medium", committed).exists()  # stale: no manifest
 
 
 def test_commit_results_needs_a_notebook_that_ran_to_its_end(tmp_path):
     import nbformat
 
     with pytest.raises(RuntimeError, match="not found"):
-        results.executed_run("gsc", "medium", tmp_path)
+        evidence.executed_run("gsc", "medium", tmp_path)
     nb = nbformat.v4.new_notebook()
     nb.metadata["papermill"] = {"parameters": {"profile": "small"}, "end_time": "t",
                                 "exception": None, "duration": 3.0}
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
     with pytest.raises(RuntimeError, match="executed at profile 'small'"):
-        results.executed_run("gsc", "medium", tmp_path)
+        evidence.executed_run("gsc", "medium", tmp_path)
     nb.metadata["papermill"]["parameters"]["profile"] = "medium"
     nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
-    assert results.executed_run("gsc", "medium", tmp_path)["duration_s"] == 3.0
+    assert evidence.executed_run("gsc", "medium", tmp_path)["duration_s"] == 3.0
     nb.metadata["papermill"]["exception"] = True
     nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
     with pytest.raises(RuntimeError, match="with an error"):
-        results.executed_run("gsc", "medium", tmp_path)
+        evidence.executed_run("gsc", "medium", tmp_path)

@@ -13,7 +13,8 @@ import papermill as pm
 import pytest
 import torch
 
-from reprobook.results import REPO_ROOT, committed_run
+from reprobook.paths import REPO_ROOT
+from reprobook.evidence import committed_run
 
 REPORT = ("import json\nprint('RUN=' + json.dumps({'profile': run.profile, 'seed': run.seed, "
           "'requested': run.requested, "
@@ -72,9 +73,9 @@ def test_bad_parameter_is_one_line(tmp_path, params, words):
     assert all(w in line for w in words), line
 
 
-def test_executor_is_refused_by_a_chapter_not_on_the_registry(tmp_path):
-    line = one_line_error(execute(tmp_path, "gsc", executor="ray")[1])
-    assert "executor" in line and "profile, seed, device" in line
+def test_unknown_executor_is_one_line(tmp_path):
+    line = one_line_error(execute(tmp_path, "gsc", executor="slurm")[1])
+    assert "'slurm'" in line and "local, ray" in line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from reprobook import registry
-from reprobook.results import Store, config_hash, hardware
+from reprobook.results import Store
+from reprobook.provenance import config_hash, hardware
 from reprobook.runner import Runner
 
 

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from reprobook import registry
-from reprobook.results import (SHARED_CODE, atomic_write_json, chapter_of, committed_root,
-                               experiment_code_hash, read_record)
+from reprobook.provenance import SHARED_CODE, chapter_of, experiment_code_hash
+from reprobook.results import atomic_write_json, read_record
+from reprobook.paths import committed_root
 
 SRC = Path(registry.__file__).resolve().parent
 

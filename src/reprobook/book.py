@@ -21,8 +21,11 @@ from . import profiles as _profiles
 from . import registry as _registry
 from .profiles import Run, setup
 from .runner import Runner, env_executor
-from .results import (PROFILE_ORDER, Store, best_records, chapter_of, committed_root,
-                      committed_run, evidence_enabled, evidence_profile, is_stale, manifest_path)
+from .evidence import (PROFILE_ORDER, best_records, committed_run, evidence_enabled,
+                       evidence_profile, evidence_summary)
+from .paths import committed_root
+from .provenance import chapter_of, is_stale
+from .results import Store
 
 _STARTED: dict[str, float] = {}
 _RUNS: dict[str, "BookRun"] = {}  # chapter -> this kernel's run (the records it produced)
@@ -149,29 +152,21 @@ def store() -> Store:
 
 def evidence_header(chapter: str, run: Run) -> str:
     """Which profile this chapter's verdicts, figures and tables come from, and where it ran."""
-    recs = [r for r in Store(committed_root()).records(profile=run.profile)
-            if chapter_of(r["experiment"]) == chapter]
-    if run.profile == run.requested or not recs:
+    ev = evidence_summary(chapter, run.profile)
+    if run.profile == run.requested or ev is None:
         return (f"<p><b>Evidence</b>: this build's own run at profile <code>{run.profile}</code>, "
                 f"seed {run.seed}, device <code>{run.device}</code> (runtime and machine: "
                 f"the execution-status page).{_why_own_run(chapter, run)}</p>")
-    commits = sorted({str(r["provenance"].get("commit"))[:8] for r in recs})
-    hashes = sorted({str(r["provenance"].get("code_hash")) for r in recs})
-    hw = recs[0]["provenance"].get("hardware", {})
-    manifest = json.loads(manifest_path(chapter, run.profile).read_text())
-    secs = (manifest.get("run") or {}).get("duration_s") or 0
-    compute = manifest.get("compute_s") or sum(r["provenance"].get("runtime_s") or 0 for r in recs)
-    stale = sum(is_stale(r) for r in recs)
-    finished = max(r["provenance"].get("finished", "") for r in recs)
-    warn = (f' <b style="color:#c62828">{stale} of {len(recs)} records are stale</b> (the code '
-            "changed since they ran; their verdicts are marked)." if stale else " None is stale.")
+    hw, hashes, stale = ev["hardware"], ev["code_hashes"], ev["stale"]
+    warn = (f' <b style="color:#c62828">{stale} of {ev["records"]} records are stale</b> (the '
+            "code changed since they ran; their verdicts are marked)." if stale else " None is stale.")
     return (f"<p><b>Evidence</b>: committed records at profile <code>{run.profile}</code> "
-            f"(this build asked for <code>{run.requested}</code>): {len(recs)} records, "
-            f"{_commits(commits)}, code hash{'es' if len(hashes) > 1 else ''} "
+            f"(this build asked for <code>{run.requested}</code>): {ev['records']} records, "
+            f"{_commits(ev['commits'])}, code hash{'es' if len(hashes) > 1 else ''} "
             f"<code>{', '.join(hashes)}</code>, {hw.get('machine')} with {hw.get('cpu_count')} CPUs"
-            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, its records took {compute / 60:.1f} min of computing (the last notebook run "
-            f"{secs / 60:.1f} min), "
-            f"finished {finished}.{warn}</p>")
+            f"{' and ' + hw['gpu'] if hw.get('gpu') else ''}, its records took "
+            f"{ev['compute_s'] / 60:.1f} min of computing (the last notebook run "
+            f"{ev['run_s'] / 60:.1f} min), finished {ev['finished']}.{warn}</p>")
 
 
 def _why_own_run(chapter: str, run: Run) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .book import CHAPTERS
 from .profiles import PROFILE_NAMES
-from .results import REPO_ROOT
+from .paths import REPO_ROOT
 
 BUILD = REPO_ROOT / "_build"
 EXECUTED = BUILD / "executed"
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         rows = plan(chapters, args.profile, args.device, not args.no_time)
         if args.out:
             from .registry import experiments
-            from .results import git_commit, hardware
+            from .provenance import git_commit, hardware
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({
                 "profile": args.profile, "device": args.device, "commit": git_commit(),
@@ -213,7 +213,7 @@ def main(argv=None) -> int:
         except ParameterError as err:
             parser.error(str(err))
     if args.cmd == "check-results":
-        from .results import committed_status
+        from .evidence import committed_status
 
         rows = committed_status()
         for r in rows:
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         print(f"{len(rows)} committed records, {stale} stale")
         return 0
     if args.cmd == "commit-results":
-        from .results import copy_records, executed_run
+        from .evidence import copy_records, executed_run
 
         chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
         try:

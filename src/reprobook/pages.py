@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import REPO_ROOT
+from .paths import REPO_ROOT
 
 DOWNLOADS = REPO_ROOT / "_build" / "downloads"  # copied into the HTML book as downloads/
 COLOURS = {"reproduced": "#2e7d32", "partly": "#9e7c00", "not reproduced": "#c62828",
@@ -231,7 +231,7 @@ def write_downloads(tables: dict[str, pd.DataFrame], out: Path = DOWNLOADS) -> d
     rows = rows[[c for c in DOWNLOAD_COLUMNS if c in rows]]
     rows.to_csv(out / "verdicts.csv", index=False)
     (out / "verdicts.json").write_text(json.dumps(rows.to_dict("records"), indent=1, default=str))
-    from .results import committed_root, work_root
+    from .paths import committed_root, work_root
     for rel in sorted(set(rows.get("record", pd.Series(dtype=str))) - {""}):
         src = next((r / rel for r in (committed_root(), work_root()) if (r / rel).exists()), None)
         if src is not None:  # the record each verdict was read from (a figure's data too)

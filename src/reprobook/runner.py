@@ -22,7 +22,8 @@ import torch
 
 from . import registry
 from .profiles import ParameterError
-from .results import Store, config_hash
+from .results import Store
+from .provenance import config_hash
 
 EXECUTORS = ("local", "ray")
 MISSING = "__missing__"  # a cell that cannot run here (its reason), never stored

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import (Store, chapter_of, committed_root, evidence_profile, git_commit, hardware,
-                      manifest_path,
-                      is_stale, package_versions)
+from .evidence import evidence_profile, evidence_summary
+from .paths import committed_root
+from .provenance import git_commit, hardware, package_versions
 
 
 def chapter_table(executed_dir: Path, chapters: list[str]) -> pd.DataFrame:
@@ -32,20 +32,19 @@ def chapter_table(executed_dir: Path, chapters: list[str]) -> pd.DataFrame:
 
 
 def evidence_row(chapter: str, requested: str) -> dict:
-    """Which records a chapter's verdicts and figures come from, and how many are stale."""
+    """Which records a chapter's verdicts and figures come from, and how many are stale (the
+    same summary as the chapter's own evidence header)."""
     prof = evidence_profile(chapter, requested)
-    if prof == requested:
+    ev = evidence_summary(chapter, prof) if prof != requested else None
+    if ev is None:
         return {"evidence": f"this build ({requested})", "committed records": 0, "stale": 0}
-    recs = [r for r in Store(committed_root()).records(profile=prof)
-            if chapter_of(r["experiment"]) == chapter]
-    run = json.loads(manifest_path(chapter, prof).read_text()).get("run") or {}
-    hw = recs[0]["provenance"].get("hardware", {}) if recs else {}
-    return {"evidence": f"committed results/ ({prof})", "committed records": len(recs),
-            "stale": sum(is_stale(r) for r in recs),
-            "evidence run": f"{(run.get('duration_s') or 0) / 60:.0f} min, finished "
-                            f"{str(run.get('end_time', '?'))[:16]}, {hw.get('machine')} with "
-                            f"{hw.get('cpu_count')} CPUs{', ' + hw['gpu'] if hw.get('gpu') else ''}, "
-                            f"code hash {', '.join(sorted({str(r['provenance'].get('code_hash')) for r in recs}))}"}
+    hw = ev["hardware"]
+    return {"evidence": f"committed results/ ({prof})", "committed records": ev["records"],
+            "stale": ev["stale"],
+            "evidence run": f"{ev['run_s'] / 60:.0f} min, finished {ev['run_end'][:16]}, "
+                            f"{hw.get('machine')} with {hw.get('cpu_count')} CPUs"
+                            f"{', ' + hw['gpu'] if hw.get('gpu') else ''}, "
+                            f"code hash {', '.join(ev['code_hashes'])}"}
 
 
 def bench_table() -> pd.DataFrame | None:
