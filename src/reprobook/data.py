@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import REPO_ROOT
+from .results import REPO_ROOT
 
 CIFAR_PY_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .paths import work_root
+from .paths import REPO_ROOT, work_root  # noqa: F401 (data.py and train.py import from here)
 from . import provenance  # its code-hash functions are looked up at call time
 from .provenance import chapter_of, config_hash, git_commit, hardware, package_versions
 
