@@ -45,6 +45,7 @@ bench: venv
 	cd benchmarks && ../$(BIN)/python bench_train.py
 	$(BIN)/python benchmarks/bench_gsc.py
 	$(BIN)/python benchmarks/bench_htsr.py
+	$(BIN)/python benchmarks/bench_dropmax.py
 
 check-results: venv
 	$(BIN)/python -m reprobook.cli check-results

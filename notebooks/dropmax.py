@@ -5,12 +5,15 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
 
+# %%
 
 # %% [markdown]
 # # DropMax: adaptive stochastic softmax
@@ -166,9 +169,18 @@ pd.DataFrame({"mean non-target rho": path["rho_nt"], "share > 0.99": path["rho_n
 
 # %% [markdown]
 # ### Overhead per model
+#
+# The first table times the training runs themselves, which shared the CPU with other runs:
+# their ratios mix each model's cost with the machine's load (an adaptive DropMax step once
+# came out faster than a softmax step). The second is `make bench` on a quiet machine
+# (`benchmarks/bench_dropmax.py`): the same training step of each model on the same batches,
+# the models interleaved, best of several rounds, one thread. It is the overhead to read.
 
 # %% tags=["remove-input"]
 figures.overhead_table(values, "1k")
+
+# %% tags=["remove-input"]
+book.bench_table("dropmax")
 
 # %% [markdown]
 # ### Calibration and the learned retain probabilities

@@ -416,8 +416,8 @@ def bench_table(group: str):
         return Markdown(f"No `make bench` measurement of `{group}` is committed.")
     rows = rows[rows["group"] == group]
     return rows[["what", "ours_s", "reference_s", "ratio", "target", "machine", "date"]].rename(
-        columns={"ours_s": "ours (s)", "reference_s": "bound (s)"}).style.hide(axis="index").format(
-        {"ours (s)": "{:.3f}", "bound (s)": "{:.3f}", "ratio": "{:.2f}",
+        columns={"ours_s": "ours (s)", "reference_s": "reference (s)"}).style.hide(
+        axis="index").format({"ours (s)": "{:.3f}", "reference (s)": "{:.3f}", "ratio": "{:.2f}",
          "date": lambda d: str(d)[:10]})
 
 
