@@ -62,7 +62,7 @@ if planned is None:
     display(Markdown("No committed plan of `full` (`results/plan/full.json`)."))
 else:
     display(Markdown(planned[1]))
-    display(planned[0])
+    display(planned[0].style.format({"hours": "{:,.2f}", "memory_gb": "{:.1f}"}, na_rep="—"))
 
 # %% [markdown]
 # ## Environment

@@ -104,10 +104,11 @@ def plan(chapters: list[str], profile: str, device: str, time_slices: bool = Tru
     """Print every cell of ``profile`` with its projected time on this machine (a timed
     one-epoch slice, scaled) and memory; return the rows."""
     from .book import store
+    from .profiles import resolve_device
     from .registry import experiments
     from .runner import Runner
 
-    rows = []
+    rows, device = [], str(resolve_device(device))
     for ch in chapters:
         exps = experiments(ch)
         if not exps:
@@ -119,9 +120,12 @@ def plan(chapters: list[str], profile: str, device: str, time_slices: bool = Tru
             rows += [dict(c, chapter=ch) for c in cells]
             todo = [c for c in cells if not c["done"]]
             secs = sum(c["seconds"] or 0 for c in todo)
+            untimed = sum(c["seconds"] is None for c in todo)
             mem = max((c["memory_gb"] or 0 for c in cells), default=0)
-            print(f"{ch}/{name}: {len(cells)} cells, {len(todo)} to run, projected "
-                  f"{secs / 3600:.2f} h on one worker here, {mem:.1f} GB per cell")
+            cost = (f"projected {secs / 3600:.2f} h on one worker here" if not untimed else
+                    f"{untimed} not timed (the experiment declares no short slice)")
+            print(f"{ch}/{name}: {len(cells)} cells, {len(todo)} to run, {cost}"
+                  + (f", {mem:.1f} GB per cell" if mem else ""))
     total = sum(r["seconds"] or 0 for r in rows if not r["done"])
     print(f"total: {total / 3600:.2f} h of this machine ({os.cpu_count()} CPUs, device {device}) "
           "for the registered experiments")

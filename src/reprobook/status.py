@@ -66,14 +66,15 @@ def plan_table(profile: str = "full") -> tuple[pd.DataFrame, str] | None:
     rows = pd.DataFrame(doc["rows"])
     table = rows.groupby(["chapter", "experiment"]).agg(
         cells=("cell", "size"), to_run=("done", lambda d: int((~d).sum())),
-        hours=("seconds", lambda s: s.fillna(0).sum() / 3600),
+        hours=("seconds", lambda s: s.sum() / 3600 if s.notna().all() else float("nan")),
         memory_gb=("memory_gb", "max")).round({"hours": 2, "memory_gb": 1})
     hw = doc.get("hardware", {})
     note = (f"Planned on {hw.get('cpu_count')} CPUs ({hw.get('processor') or hw.get('machine')}), "
             f"device {doc.get('device')}, commit {str(doc.get('commit'))[:8]}: "
-            f"{table['hours'].sum():,.1f} hours of that machine for the registered experiments "
-            f"(one worker; a cluster divides it by its workers). Chapters not yet on the "
-            f"registry: {', '.join(doc.get('unregistered', [])) or 'none'}.")
+            f"{table['hours'].sum():,.1f} hours of that machine for the experiments it could time "
+            f"(one worker; a cluster divides it by its workers). Not timed (— in the table: "
+            f"the experiment declares no short slice to time): "
+            f"{', '.join(table.index[table['hours'].isna()].get_level_values(1)) or 'none'}.")
     return table, note
 
 

@@ -193,9 +193,13 @@ def cifar_cell(cfg: dict, ctx) -> tuple[dict, str]:
 
 
 def cifar_slice(cfg: dict) -> tuple[dict, float]:
-    """One epoch of a cell without the search, and how many such epochs the cell has."""
-    if cfg["stage"] != "train":
+    """A short run of a cell and how many such runs the cell costs: a probe as it is (one
+    epoch on its subset); an Adam run's first epoch; a train cell's first search epoch and
+    first final epoch (the cell: every search epoch of every step size, then the final ones)."""
+    if cfg["stage"] == "probe":
         return cfg, 1.0
+    if cfg["stage"] == "adam":
+        return {**cfg, "epochs": 1}, float(cfg["epochs"])
     return {**cfg, "lrs": cfg["lrs"][:1], "search_epochs": 1, "epochs": 1}, \
         (cfg["epochs"] + len(cfg["lrs"]) * cfg["search_epochs"]) / 2
 
