@@ -163,7 +163,7 @@ display(Markdown(
 # (same splits, initial weights, minibatches and weight prior). The per-set claims are judged
 # only where dropout is in effect: a learned $p\ge 0.01$, or a test log-likelihood that differs
 # from the control's (a paired bootstrap interval over the 20 splits that excludes 0); claim
-# [uci-beats-no-dropout](#claim-uci-beats-no-dropout) asks whether learning $p$ helps at all.
+# <a class='claim-id' href='#claim-uci-beats-no-dropout'><code>uci-beats-no-dropout</code></a> asks whether learning $p$ helps at all.
 
 # %% mystnb={"figure": {"caption": "UCI regression: the learned dropout probability $p$ of each of the three wrapped layers on every split, one panel per data set. Lines that keep their order from split to split are the stable per-layer pattern of the paper's figure; lines that cross are the absence of a pattern that the report saw on Boston.", "name": "fig-concrete_dropout-uci"}, "image": {"alt": "One line chart per UCI data set with split index on the horizontal axis and learned p on the vertical axis, one line with small dots per layer (in-h1, h1-h2, h2-mean)."}}
 uci = run.run("cd_uci")["values"]
@@ -274,7 +274,7 @@ _rows = {n: {**{f"p {k}": mlp["p_by_size"][k][n] for k in mlp["p_by_size"]}, "te
              **{f"report p {k}": _saved.get(k, {}).get(int(n), "—") for k in mlp["p_by_size"]}}
          for n in mlp["p_mean_by_size"]}
 display(Markdown("Learned $p$ per layer by training-set size, ours beside the values the report's code saved "
-                 "(claim [mnist-report-saved-p](#claim-mnist-report-saved-p); — where it saved none):"),
+                 "(claim <a class='claim-id' href='#claim-mnist-report-saved-p'><code>mnist-report-saved-p</code></a>; — where it saved none):"),
         pd.DataFrame(_rows).T.round(3))
 display(Markdown("The regulariser study (Concrete at the largest size) and epochs to convergence per layer:"),
         pd.DataFrame({l2: {"p": [round(x, 3) for x in r["p"]], "test acc": round(r["acc"], 2)}

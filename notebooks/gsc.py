@@ -169,7 +169,7 @@ display(Markdown(
     f"(standard error {se:.4f}), the smallest replicate {lt_rates.min():.3f}. Over 49 layers a "
     f"rate {lt_rates.mean():.3f} multiplies the GSC by about {lt_rates.mean() ** 49:.0f}, which "
     "a log-scale plot cannot hide. Whether layer-tanh explodes in every variant of the setup "
-    "is judged in claim [ablation-layer-tanh-explodes](#claim-ablation-layer-tanh-explodes): "
+    "is judged in claim <a class='claim-id' href='#claim-ablation-layer-tanh-explodes'><code>ablation-layer-tanh-explodes</code></a>: "
     "if it does, the report's flat curve most likely comes from a difference in its "
     "implementation, which we cannot inspect (its repository is no longer available); if a "
     "variant does not, that reading of the setup is a candidate explanation."))
