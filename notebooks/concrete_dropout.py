@@ -157,8 +157,8 @@ display(Markdown(
 # MC dropout at test. The paper's own UCI numbers are only in its figures (not retrieved); we
 # compare with grid-searched MC dropout (DropoutUncertaintyExps readme, "original" column).
 #
-# **A no-dropout control.** Where the learned $p$ collapses towards 0 (kin8nm in our runs: the
-# table below gives each set's $p$), Concrete dropout is nearly a network without dropout, and its numbers cannot confirm a claim
+# **A no-dropout control.** Where the learned $p$ collapses towards 0 (the figure and the table
+# below give each set's $p$), Concrete dropout is nearly a network without dropout, and its numbers cannot confirm a claim
 # about *learned dropout*. Each set is therefore also trained with every $p$ fixed at $10^{-6}$
 # (same splits, initial weights, minibatches and weight prior). The per-set claims are judged
 # only where dropout is in effect: a learned $p\ge 0.01$, or a test log-likelihood that differs
@@ -180,9 +180,9 @@ display(pd.DataFrame({name: {
     "LL gain over the control [95 % interval]": (
         f"{v['ll_gain']:+.3f} [{v['ll_gain_lo']:+.3f}, {v['ll_gain_hi']:+.3f}]"
         if "control" in v else "—"),
-    **{f"p {k}": f"{v['p'][k]:.3f} ± {v['p_sd'][k]:.3f}" for k in cdx.UCI_LAYERS},
-    "splits with the modal p ordering": v["pattern_fraction"],
-    "train s": v["train_s"]} for name, v in uci["sets"].items()}).T)
+    **{f"p {k}": f"{v['p'][k]:.2g} ± {v['p_sd'][k]:.1g}" for k in cdx.UCI_LAYERS},
+    "splits with the modal p ordering": f"{v['pattern_fraction']:.2f}",
+    "train s": f"{v['train_s']:.0f}"} for name, v in uci["sets"].items()}))
 
 # %% [markdown]
 # **Learned noise against test error.** The noise variance is learned on the training split. When the network fits the training targets

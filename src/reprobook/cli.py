@@ -202,10 +202,12 @@ def main(argv=None) -> int:
         rows = plan(chapters, args.profile, args.device, not args.no_time)
         if args.out:
             from .registry import experiments
+            from .profiles import resolve_device
             from .provenance import git_commit, hardware
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({
-                "profile": args.profile, "device": args.device, "commit": git_commit(),
+                "profile": args.profile, "device": str(resolve_device(args.device)),
+                "commit": git_commit(),
                 "hardware": hardware(), "rows": rows,
                 "unregistered": [ch for ch in chapters if not experiments(ch)]}, indent=1))
         return 0

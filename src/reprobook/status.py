@@ -69,8 +69,11 @@ def plan_table(profile: str = "full") -> tuple[pd.DataFrame, str] | None:
         hours=("seconds", lambda s: s.sum() / 3600 if s.notna().all() else float("nan")),
         memory_gb=("memory_gb", "max")).round({"hours": 2, "memory_gb": 1})
     hw = doc.get("hardware", {})
-    note = (f"Planned on {hw.get('cpu_count')} CPUs ({hw.get('processor') or hw.get('machine')}), "
-            f"device {doc.get('device')}, commit {str(doc.get('commit'))[:8]}: "
+    device = doc.get("device")
+    if device in (None, "auto"):  # a plan asked for "auto" ran where auto resolved
+        device = "cuda" if hw.get("cuda") else "cpu"
+    note = (f"Planned on {hw.get('cpu_count')} CPUs ({hw.get('cpu_model') or hw.get('machine')}), "
+            f"device {device}, commit {str(doc.get('commit'))[:8]}: "
             f"{table['hours'].sum():,.1f} hours of that machine for the experiments it could time "
             f"(one worker; a cluster divides it by its workers). Not timed (— in the table: "
             f"the experiment declares no short slice to time): "

@@ -28,7 +28,7 @@ def plot_pathology(values: dict):
 def overhead_table(values: dict, size: str = "1k"):
     """Parameters, ms per training step and us per test image, and their ratio to softmax."""
     import pandas as pd
-    rows = {m: {"parameters": values["params"][m],
+    rows = {m: {"parameters": f"{int(values['params'][m]):,}",
                 "ms / step": round(values["ms_per_step"][m][size], 1),
                 "us / test image": round(values["us_per_image"][m][size], 1),
                 "step / softmax": round(values["step_ratio"].get(m, {}).get(size, float("nan")), 2),
