@@ -211,7 +211,7 @@ display(Markdown(
     "(in-h1 < h1-h2 < h2-mean), the ordering the MLSALT4 replication read in the paper's figure: "
     + ", ".join(f"{n} {f:.2f}" for n, f in _depth.items())
     + "; mean first-layer $p$: "
-    + ", ".join(f"{n} {v['p']['in-h1']:.3f}" for n, v in uci["sets"].items())
+    + ", ".join(f"{n} {v['p']['in-h1']:.2g}" for n, v in uci["sets"].items())
     + f". The report saw no stable pattern on Boston; our share of splits with Boston's modal "
     f"ordering is {uci['sets']['boston']['pattern_fraction']:.2f} (the ledger judges it)."))
 
