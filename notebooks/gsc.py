@@ -154,12 +154,9 @@ display(pd.DataFrame({"value": {
 
 # %% tags=["remove-input"]
 abl = run.run("gsc_ablation")["values"]
-names = {"A": "pre-norm, Gaussian, variant A (default)", "B": "pre-norm, Gaussian, variant B",
-         "orthogonal": "pre-norm, orthogonal init", "post-norm": "post-norm (Linear → tanh → LN)"}
 display(Markdown(f"Layer-tanh, {run.runner.config('gsc_ablation')['n_datasets']} replicates "
                  "per variant (replicate *r* of every variant draws the same data)."))
-pd.DataFrame({names.get(n, n): {"rate / layer": f"{abl['rate'][n]:.3f} ± {abl['rate_sd'][n]:.3f}",
-                                "GSC at layer L": f"{abl['gsc_input'][n]:.3g}"} for n in abl["rate"]}).T
+gsc.ablation_table(abl)
 
 # %% tags=["remove-input"]
 lt_rates = np.array(noise["rates"]["layer-tanh"])

@@ -22,7 +22,7 @@ from .depth import (TAU, effective_depth, effective_depths, elementary_symmetric
 from .experiments import (ARCHS_TRAINED, PROFILES, ablation_cells, gaussian_data, gpu_over_cpu,
                           matmul_flops, noise_cell, noise_cells, noise_replicate, summarise_ablation,
                           summarise_noise, time_matmul, time_report_scale)
-from .figures import cifar_table, noise_table, plot_cifar, plot_noise, tau_table
+from .figures import ablation_table, cifar_table, noise_table, plot_cifar, plot_noise, tau_table
 from .kernels import (_act_backward, _act_forward, _cross_entropy_sum, _frozen, _norm_backward,
                       aggregate, cross_entropy_error, dot_error, fast_layer_stats, growth_rate,
                       gsc_curve, gsc_pointwise, kl_error, layer_stats, log_fit_r2, qm_norm,

@@ -107,3 +107,17 @@ def tau_table(cres: dict):
         for tau, v in cres["eff_depth_gsc_taus"][a].items():
             rows.setdefault(f"GSC-weighted, τ = {tau}", {})[a] = v
     return pd.DataFrame(rows).T
+
+
+VARIANT_NAMES = {"A": "pre-norm, Gaussian, variant A (default)",
+                 "B": "pre-norm, Gaussian, variant B", "orthogonal": "pre-norm, orthogonal init",
+                 "post-norm": "post-norm (Linear → tanh → LN)"}
+
+
+def ablation_table(abl: dict):
+    """Layer-tanh's growth rate (mean ± sd over replicates) and median GSC at layer L per
+    setup variant (experiment ``gsc_ablation``)."""
+    import pandas as pd
+    return pd.DataFrame({VARIANT_NAMES.get(n, n): {
+        "rate / layer": f"{abl['rate'][n]:.3f} ± {abl['rate_sd'][n]:.3f}",
+        "GSC at layer L": f"{abl['gsc_input'][n]:.3g}"} for n in abl["rate"]}).T
