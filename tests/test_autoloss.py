@@ -13,7 +13,7 @@ from reprobook.autoloss import (L1_ACTION, MSE_ACTION, PROFILES, Controller, EMA
                                 final_reward, handcrafted_action, inception_score, l1_penalty,
                                 make_classification_data, make_regression_data, policy_loss,
                                 quadratic_predict, reinforce_step, segment_reward, shaping_reward)
-from reprobook.autoloss.experiments import REGRESSION, paired_bootstrap, regression_experiment
+from reprobook.autoloss.experiments import REGRESSION, regression_experiment
 from reprobook.autoloss.engine import fixed_actions
 from reprobook.autoloss.regression import Lanes, partitions, quadratic_features
 
@@ -492,15 +492,6 @@ def test_fixed_schedules():
     assert first[3:].tolist() == want
     lanes.step(first)
     assert int(fixed_actions(lanes, kinds, th)[2]) == 0
-
-
-def test_paired_bootstrap():
-    a = torch.arange(50, dtype=torch.float64)
-    assert paired_bootstrap(a + 0.5, a, n_boot=200) == pytest.approx((0.5, 0.5, 0.5))
-    d = torch.randn(400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    mean, lo, hi = paired_bootstrap(d, torch.zeros(400, dtype=torch.float64), n_boot=4000)
-    half = 1.96 * float(d.std()) / math.sqrt(400)
-    assert lo < mean < hi and (hi - lo) / 2 == pytest.approx(half, rel=0.15)
 
 
 def test_regression_experiment_runs_tiny():

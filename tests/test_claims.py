@@ -197,16 +197,16 @@ def test_a_claim_without_published_value_gets_its_own_verdict_column():
 
 def _rl_record(concrete_first, concrete_last, detached=(22.6, 20.8)):
     """A hand-made cd_rl record: correct agents (concrete, fixed 0.5) and the report's detached
-    ones, 500 episodes x 3 seeds."""
+    ones, 500 episodes x 3 seeds; the concrete agent's p falls from 0.3 to 0.2."""
     def variant(first, last):
         return {"first_fifth": first, "last_fifth": last, "improvement": last - first,
                 "mean_length": (first + last) / 2}
-    v = {"concrete": variant(concrete_first, concrete_last), "fixed-0.5": variant(64.0, 143.0),
+    v = {"concrete": variant(concrete_first, concrete_last), "fixed-0.5": variant(124.0, 143.4),
          "concrete-detached": variant(*detached)}
     return _rec({"episodes": 500, "seeds": 3, "variants": v,
-                 "concrete_improvement": concrete_last - concrete_first,
-                 "rl-p-decreases": True, "rl-beats-fixed": False,
-                 "report-bug-no-learning": abs(detached[1] - detached[0]) < 5})
+                 "mean_length": {k: x["mean_length"] for k, x in v.items()},
+                 "concrete_p_at": {"tenth": 0.3, "last": 0.2},
+                 "detached_improvement": {"concrete-detached": detached[1] - detached[0]}})
 
 
 RL_CLAIMS = ("rl-p-decreases", "rl-beats-fixed", "rl-report-bug-no-learning")
@@ -341,3 +341,18 @@ def test_a_paper_value_from_an_unverified_source_is_judged_but_not_counted():
     assert claims.counts(t)["reproduced"] == 0
     c.report = 1.0  # the report states it too: counted
     assert claims.evaluate([c], {"e": _rec({"a": 1.0})})["published"][0]
+
+
+def test_argmin_argmax_and_any_between_judge_dicts_of_numbers():
+    c = _claim(ours={"experiment": "e", "key": "p"}, check={"kind": "argmax", "value": "fc1"})
+    judge = lambda chk, v: claims.judge(chk, v, c)  # noqa: E731
+    assert judge({"kind": "argmax", "value": "fc1"}, {"conv1": 0.1, "fc1": 0.5, "fc2": 0.2}) == "reproduced"
+    assert judge({"kind": "argmax", "value": "fc1"}, {"conv1": 0.6, "fc1": 0.5}) == "not reproduced"
+    assert judge({"kind": "argmax", "value": "fc1"}, {"conv1": 0.5, "fc1": 0.5}) == "not reproduced"  # a tie
+    assert judge({"kind": "argmin", "value": "input"}, {"input": 0.01, "h1": 0.2}) == "reproduced"
+    assert judge({"kind": "argmin", "value": "input"}, {"input": float("nan"), "h1": 0.2}) == "inconclusive"
+    anyb = {"kind": "any-between", "lo": {"p": 0.05, "acc": 1.0}, "hi": {"p": float("inf"), "acc": float("inf")}}
+    assert judge(anyb, {"p": 0.01, "acc": 1.5}) == "reproduced"
+    assert judge(anyb, {"p": 0.01, "acc": 0.5}) == "not reproduced"
+    with pytest.raises(claims.LedgerError):
+        claims.validate(_claim(ours={"experiment": "e", "key": "p"}, check={"kind": "argmin"}))

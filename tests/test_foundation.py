@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -291,3 +292,18 @@ def test_commit_results_needs_a_notebook_that_ran_to_its_end(tmp_path):
     nbformat.write(nb, str(tmp_path / "notebooks" / "gsc.ipynb"))
     with pytest.raises(RuntimeError, match="with an error"):
         evidence.executed_run("gsc", "medium", tmp_path)
+
+
+def test_paired_bootstrap_interval_matches_the_normal_approximation():
+    """stats.paired_bootstrap: a constant difference has a zero-width interval at it; for
+    400 N(0, 1) differences the half-width is about 1.96 sd / sqrt(400); runs x units input
+    averages over runs with the units kept paired."""
+    from reprobook import stats
+    a = np.arange(50, dtype=float)
+    assert stats.paired_bootstrap(a + 0.5, a, n_boot=200) == pytest.approx((0.5, 0.5, 0.5))
+    d = np.random.default_rng(0).standard_normal(400)
+    mean, lo, hi = stats.paired_bootstrap(d, np.zeros(400), n_boot=4000)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(400)
+    assert lo < mean < hi and (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    two = np.stack([d, d + 1.0])
+    assert stats.paired_bootstrap(two, np.zeros((2, 400)))[0] == pytest.approx(d.mean() + 0.5)

@@ -32,7 +32,7 @@ import yaml
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run", "info")
 SOURCES = ("paper", "report")
 CHECK_KINDS = ("greater", "less", "between", "close", "true", "fraction", "trend", "equals",
-               "ordered", "all-between", "info")
+               "ordered", "all-between", "any-between", "argmin", "argmax", "info")
 
 
 class LedgerError(ValueError):
@@ -153,6 +153,8 @@ def validate(c: Claim) -> None:
             raise LedgerError(f"{where}: {name} has unknown kind {kind!r} (kinds: {', '.join(CHECK_KINDS)})")
         if kind == "true" and not chk.get("criterion"):
             raise LedgerError(f"{where}: a 'true' check must state its criterion")
+        if kind in ("argmin", "argmax") and "value" not in chk:
+            raise LedgerError(f"{where}: an {kind} check names the key it expects in 'value'")
         if kind == "trend" and not {"sign", "min_rho", "effect", "min_effect"} <= set(chk):
             raise LedgerError(f"{where}: a trend check needs sign, min_rho, effect and min_effect")
     for s in c.sources() or [None]:
@@ -315,7 +317,9 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
     ``trend`` (see :func:`_trend`), ``equals`` (a label equal to ``value``, default the judged
     column's, compared without case, hyphens or spaces), ``ordered`` (a dict of numbers whose
     keys listed in ``order`` increase strictly), ``all-between`` (every number of a dict, or of
-    the keys in ``keys``, in [``lo``, ``hi``]; a bound may be a dict with one bound per key), ``info`` (never judged)."""
+    the keys in ``keys``, in [``lo``, ``hi``]; a bound may be a dict with one bound per key),
+    ``any-between`` (the same, for at least one of them), ``argmin``/``argmax`` (the key of a
+    dict of numbers with the smallest/largest value is ``value``), ``info`` (never judged)."""
     kind = check["kind"]
     if kind == "info":
         return "info", ""
@@ -323,7 +327,7 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
         want = check.get("value", getattr(claim, source) if source else None)
         ok = _label(ours) == _label(want)
         return ("reproduced" if ok else "not reproduced"), f"ours {ours!r}, published {want!r}"
-    if kind in ("ordered", "all-between"):
+    if kind in ("ordered", "all-between", "any-between", "argmin", "argmax"):
         if not isinstance(ours, dict):
             raise TypeError(f"claim {claim.id}: check {kind!r} needs a dict of numbers, got {ours!r}")
         keys = check.get("order") or check.get("keys") or sorted(ours)
@@ -334,12 +338,21 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
         if kind == "ordered":
             ok = all(a < b for a, b in zip(xs, xs[1:]))
             return ("reproduced" if ok else "not reproduced"), f"{' < '.join(map(str, keys))}? {shown}"
+        if kind in ("argmin", "argmax"):
+            best = (min if kind == "argmin" else max)(zip(xs, keys))[1]
+            ties = sum(x == dict(zip(keys, xs))[best] for x in xs) > 1
+            ok = best == check["value"] and not ties
+            word = "smallest" if kind == "argmin" else "largest"
+            return ("reproduced" if ok else "not reproduced"), \
+                f"{check['value']} the {word}? {shown}"
         lo, hi = ({k: b[k] for k in keys} if isinstance(b, dict) else dict.fromkeys(keys, b)
                   for b in (check["lo"], check["hi"]))  # one bound for all, or one per key
-        ok = all(lo[k] <= x <= hi[k] for k, x in zip(keys, xs))
+        inside = [lo[k] <= x <= hi[k] for k, x in zip(keys, xs)]
+        ok = all(inside) if kind == "all-between" else any(inside)
         bounds = (f"[{check['lo']}, {check['hi']}]" if not isinstance(check["lo"], dict)
                   and not isinstance(check["hi"], dict) else "their bounds")
-        return ("reproduced" if ok else "not reproduced"), f"all in {bounds}? {shown}"
+        word = "all" if kind == "all-between" else "any"
+        return ("reproduced" if ok else "not reproduced"), f"{word} in {bounds}? {shown}"
     if kind == "true":
         if not isinstance(ours, bool):
             raise TypeError(f"claim {claim.id}: a 'true' check needs a real boolean, got {ours!r}")

@@ -27,6 +27,7 @@ from .engine import ControllerBank, feature_scale, run_fixed, test_controllers, 
 from .kernels import make_classification_data, make_regression_data
 from .regression import OFFICIAL, RegressionLanes, partitions
 from .sensitivity import SETTINGS, summarise, weights_for
+from ..stats import paired_bootstrap  # noqa: E402
 
 RIVALS = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
 
@@ -79,16 +80,6 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def paired_bootstrap(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, seed: int = 0):
-    """Mean of a - b over the same rows and its 95% percentile bootstrap interval (rows
-    resampled with replacement). Returns (mean, lo, hi)."""
-    d = (a - b).double()
-    idx = torch.randint(len(d), (n_boot, len(d)), generator=torch.Generator().manual_seed(seed))
-    means = d[idx].mean(1)
-    lo, hi = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return float(d.mean()), lo, hi
 
 
 def _baselines(task, parts, s, seed):
@@ -160,7 +151,7 @@ def _table(runs: dict, variants: list, higher_better: bool, n_boot: int, seed: i
     vs = {}
     for m in table:
         if m != "autoloss":
-            mean, lo, hi = paired_bootstrap(per_row["autoloss"], per_row[m], n_boot, seed)
+            mean, lo, hi = paired_bootstrap(per_row["autoloss"].cpu(), per_row[m].cpu(), n_boot, seed)
             vs[m] = {"diff": mean, "lo": lo, "hi": hi}
     return table, per_row, picked, vs
 
@@ -237,7 +228,7 @@ def regression_experiment(s: dict, seed: int = 0) -> dict:
     values["autoloss_sweep"] = _sweep(lanes, tested)
     sweep = {k: float(np.mean(v)) for k, v in values["autoloss_sweep"].items()}
     values["autoloss_lambda_spread"] = max(sweep.values()) - min(sweep.values())
-    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"],
+    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"].cpu(), per_row["dgs"].cpu(),
                                                            s["n_boot"], seed)
     best_base = min(RIVALS, key=lambda m: raw[m])
     values["sensitivity"] = summarise(lanes, tested["test"].mean(-1), raw[best_base], best_base,
@@ -315,7 +306,7 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
                                            "test_error": float(runs[f"dgs@{lam:.4g}"]["test"].mean())}
                             for lam in s["dgs_lams"]}}
     values["vs_hi"] = {m: vs[m]["hi"] for m in RIVALS}  # AutoLoss minus each rival: CI top
-    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"], per_row["dgs"],
+    _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"].cpu(), per_row["dgs"].cpu(),
                                                            s["n_boot"], seed)
     values["autoloss_sweep"] = _sweep(lanes, tested)
     values["controller"] = _history(trained, lanes)
@@ -365,12 +356,19 @@ def classification(cfg: dict, ctx) -> tuple[dict, str]:
 
 
 from .. import registry  # noqa: E402
-from .gan import gan  # noqa: E402
+from .gan import gan, gan_slice  # noqa: E402
+
+
+def _slice(cfg: dict) -> tuple[dict, float]:
+    """A tenth of every run's steps (the fixed schedules' and each controller episode's): the
+    lockstep program's time is about linear in them."""
+    return {**cfg, "steps": cfg["steps"] // 10, "episode_steps": cfg["episode_steps"] // 10}, 10.0
+
 
 _CORE = ("autoloss/engine.py", "autoloss/kernels.py", "autoloss/experiments.py",
          "autoloss/sensitivity.py", "autoloss/regression.py", "autoloss/classification.py")
 registry.register(registry.Experiment(
-    name="autoloss_regression", chapter="autoloss", compute=regression, modules=_CORE,
+    name="autoloss_regression", chapter="autoloss", compute=regression, modules=_CORE, slice=_slice,
     outputs=("noise_floor_test", "noise_floor_partitions", "mse_raw", "mse_minus_floor",
              "mse_trials", "picked", "l1_fraction", "vs_autoloss", "vs_hi", "dgs_sweep",
              "thresholds", "autoloss_sweep", "autoloss_lambda_spread", "w_o_l1_minus_dgs_lo",
@@ -378,12 +376,13 @@ registry.register(registry.Experiment(
              "n_ctrl_seeds")))
 registry.register(registry.Experiment(
     name="autoloss_classification", chapter="autoloss", compute=classification, modules=_CORE,
+    slice=_slice,
     outputs=("error", "acc", "error_trials", "picked", "vs_autoloss", "vs_hi", "l1_fraction",
              "dgs_sweep", "w_o_l1_minus_dgs_lo", "autoloss_sweep", "controller", "transfer",
              "frozen", "frozen_range_raw_minus_normalised", "feature_scale", "runtime_s",
              "n_ctrl_seeds")))
 registry.register(registry.Experiment(
-    name="autoloss_gan", chapter="autoloss", compute=gan,
+    name="autoloss_gan", chapter="autoloss", compute=gan, slice=gan_slice,
     modules=("autoloss/gan.py", "autoloss/kernels.py", "autoloss/experiments.py"),
     outputs=("is", "is_best", "curves", "curve_steps", "d_fraction", "threshold_is",
              "steps_to_threshold", "epochs_to_threshold", "reached", "best_fixed",

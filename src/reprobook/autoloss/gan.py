@@ -415,3 +415,11 @@ def gan(cfg: dict, ctx) -> tuple[dict, str]:
     with one_thread():
         return (gan_experiment(cfg, ctx.seed_for("autoloss_gan"), device=ctx.device),
                 "MNIST via reprobook.data.load_mnist (REPRO_DATA)")
+
+
+def gan_slice(cfg: dict) -> tuple[dict, float]:
+    """The first two evaluations' worth of steps (at least a hundredth of the run) and the
+    classifier's steps cut by the same factor: the time is about linear in both."""
+    short = max(2 * cfg["eval_every"], cfg["steps"] // 100)
+    k = cfg["steps"] / short
+    return {**cfg, "steps": short, "clf_steps": max(1, int(cfg["clf_steps"] / k))}, k

@@ -118,11 +118,10 @@ def summarise_uci(cells: list, cfg: dict) -> dict:
 # ----------------------------------------------------------------------------- MNIST
 def mnist(cfg: dict, ctx) -> tuple[dict, str]:
     """Paper §5.3 / report §3.2: the stacked 3 x 512 MLP study (:func:`run_mnist`)."""
-    out = run_mnist(cfg["sizes"], [tuple(b) for b in cfg["baselines"]], cfg["reg_lengthscale2"],
-                    cfg["width"], cfg["depth"], cfg["epochs"], cfg["batch"], cfg["lr"],
-                    cfg["lengthscale2"], cfg["val"], cfg["test"], ctx.seed_for("cd_mnist"),
-                    ctx.device)
-    return out if isinstance(out, tuple) else (out, None)
+    return run_mnist(cfg["sizes"], [tuple(b) for b in cfg["baselines"]], cfg["reg_lengthscale2"],
+                     cfg["width"], cfg["depth"], cfg["epochs"], cfg["batch"], cfg["lr"],
+                     cfg["lengthscale2"], cfg["val"], cfg["test"], ctx.seed_for("cd_mnist"),
+                     ctx.device)
 
 
 def mnist_spatial(cfg: dict, ctx):
@@ -157,6 +156,26 @@ def mbrl(cfg: dict, ctx) -> tuple[dict, str]:
                     seed=ctx.seed_for("cd_mbrl")), f"{CARTPOLE_SOURCE}; random + MPC episodes"
 
 
+# ----------------------------------------------------------------------------- plan slices
+def _shorter(key: str, to: int = 1):
+    """A slice that runs ``to`` of the config's ``key`` (epochs, episodes, stages) and scales
+    the time by how many the cell has (per data set where ``key`` is a mapping). Episodes
+    lengthen as an agent learns, so the RL projections are lower bounds."""
+    def slice_(cfg: dict) -> tuple[dict, float]:
+        n = cfg[key]
+        if isinstance(n, dict):
+            return {**cfg, key: dict.fromkeys(n, to)}, max(n.values()) / to
+        return {**cfg, key: min(n, to)}, n / min(n, to)
+    return slice_
+
+
+def _synthetic_slice(cfg: dict) -> tuple[dict, float]:
+    """A twentieth of every size's epochs; the scale counts Adam steps (size / batch each)."""
+    short = [max(1, e // 20) for e in cfg["epochs"]]
+    steps = lambda es: sum(e * -(-n // cfg["batch"]) for n, e in zip(cfg["sizes"], es))  # noqa: E731
+    return {**cfg, "epochs": short}, steps(cfg["epochs"]) / steps(short)
+
+
 # ----------------------------------------------------------------------------- the registry
 _BASE = ("concrete_dropout/kernels.py", "concrete_dropout/models.py",
          "concrete_dropout/experiments.py")
@@ -168,20 +187,20 @@ def _register(name, compute, module, **kw):
         modules=(*_BASE, f"concrete_dropout/{module}"), **kw))
 
 
-_register("cd_synthetic", synthetic, "synthetic.py",
+_register("cd_synthetic", synthetic, "synthetic.py", slice=_synthetic_slice,
           outputs=("sizes", "p", "rmse", "epistemic_std", "aleatoric_std", "p_hidden_mean",
                    "rho_epistemic_n", "rho_p_hidden_n", "aleatoric_std_largest_n", "p_first_max"))
 _register("cd_uci", uci_cell, "uci.py", cells=uci_cells, cell_name="cd_uci_set",
-          summarise=summarise_uci,
+          summarise=summarise_uci, slice=_shorter("epochs"),
           outputs=("sets", "map_em", "map_em_dp_two_pass_max", "map_em_dp_three_pass_min",
                    "pattern_fraction_min", "p_increases_with_depth_min", "metrics", "ll_gain",
                    "ll_gain_lo", "runtime_s"))
-_register("cd_mnist", mnist, "mnist.py")
-_register("cd_mnist_spatial", mnist_spatial, "mnist.py")
-_register("cd_mnist_width", mnist_width, "mnist.py")
-_register("cd_sst", sst, "sst.py")
-_register("cd_rl", rl, "rl.py")
-_register("cd_mbrl", mbrl, "mbrl.py")
+_register("cd_mnist", mnist, "mnist.py", slice=_shorter("epochs"))
+_register("cd_mnist_spatial", mnist_spatial, "mnist.py", slice=_shorter("epochs"))
+_register("cd_mnist_width", mnist_width, "mnist.py", slice=_shorter("epochs"))
+_register("cd_sst", sst, "sst.py", slice=_shorter("epochs"))
+_register("cd_rl", rl, "rl.py", slice=_shorter("episodes", 10))
+_register("cd_mbrl", mbrl, "mbrl.py", slice=_shorter("stages", 2))
 
 __all__ = ["MBRL_LAYERS", "StackedDynamicsNet", "plot_mbrl", "run_mbrl", "VARIANTS",
            "cartpole_reset", "cartpole_step", "discounted_returns", "plot_rl", "reinforce_loss",

@@ -134,15 +134,11 @@ def _summarise_rl(names, lengths, ps, train_s, max_steps) -> dict:
                  "p_final": float(ps[-1, cols].mean())}
         by[v]["improvement"] = by[v]["last_fifth"] - by[v]["first_fifth"]
     out["variants"] = by
-    if "concrete" in by and "fixed-0.5" in by:
-        out["rl-beats-fixed"] = bool(by["concrete"]["mean_length"] > by["fixed-0.5"]["mean_length"])
+    out["mean_length"] = {v: by[v]["mean_length"] for v in by}
+    if "concrete" in by:
         c = by["concrete"]["p_curve"]
-        out["rl-p-decreases"] = bool(c[-1] < c[max(0, E // 10 - 1)])
-        out["concrete_improvement"] = by["concrete"]["improvement"]
-    det = [by[v]["improvement"] for v in by if v.endswith("-detached")]
-    if det:
-        out["detached_improvement_max"] = float(max(abs(d) for d in det))
-        out["report-bug-no-learning"] = bool(out["detached_improvement_max"] < 5.0)
+        out["concrete_p_at"] = {"tenth": c[max(0, E // 10 - 1)], "last": c[-1]}
+    out["detached_improvement"] = {v: by[v]["improvement"] for v in by if v.endswith("-detached")}
     return out
 
 

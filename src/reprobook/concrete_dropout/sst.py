@@ -137,7 +137,7 @@ def run_sst(emb: int, hidden: int, epochs: int, batch: int = 64, lr: float = 1e-
             "n_dev": len(enc["dev"][2]), "n_test": len(enc["test"][2]),
             "vocab_size": enc["vocab_size"], "epochs": epochs,
             "dev_gap": c["dev_acc"] - f["dev_acc"], "test_gap": c["test_acc"] - f["test_acc"],
-            "sst-beats-fixed": bool(c["dev_acc"] > f["dev_acc"]),
+            "dev_acc": {"concrete": c["dev_acc"], "fixed": f["dev_acc"]},
             "concrete_test_acc": c["test_acc"], "fixed_test_acc": f["test_acc"],
             "concrete_p": c["p"]}, data["source"]
 
