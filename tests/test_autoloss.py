@@ -757,6 +757,8 @@ def test_classification_experiment_runs_tiny():
     assert len(v["frozen"]["raw"]["acc"]) == 4
     assert v["frozen_range_raw_minus_normalised"] == pytest.approx(
         v["frozen"]["raw"]["range"] - v["frozen"]["normalised"]["range"])
+    d = v["s1_minus_dgs"]
+    assert d["lo"] <= d["mean"] <= d["hi"] and d["mean"] == pytest.approx(v["error"]["s1"] - v["error"]["dgs"])
     assert math.isfinite(v["w_o_l1_minus_dgs_lo"]) and set(v["vs_hi"]) == set(v["vs_autoloss"]) - {
         "w-o-l1-trainval", "dgs-test-picked", "autoloss-report-sign", "autoloss-no-baseline",
         "autoloss-terminal-only"}
@@ -769,6 +771,7 @@ def test_transfer_runs_baselines_and_the_trained_controllers_on_the_other_data_s
     from reprobook.autoloss.classification import ClassificationLanes, cls_partitions
     from reprobook.autoloss.engine import ControllerBank, run_fixed
     from reprobook.autoloss.experiments import _transfer
+    from reprobook.stats import derive_seed
 
     s = {"trials": 1, "transfer_seeds": [2], "dgs_lams": [1e-4, 1e-1], "steps": 30}
     bank = ControllerBank(ClassificationLanes.n_features, 16, 2.0, [5])
@@ -776,7 +779,8 @@ def test_transfer_runs_baselines_and_the_trained_controllers_on_the_other_data_s
                     s, seed=0)
     parts = cls_partitions(make_classification_data(seed=2))
     direct = run_fixed(ClassificationLanes, parts, [0.02, 1e-4, 1e-1], [0, 1, 1], [0.0] * 3,
-                       seed=1, max_steps=30)  # the same lanes, run on the seed-2 data directly
+                       seed=derive_seed(0, "transfer", 1), max_steps=30)  # the same lanes, run
+    # on the seed-2 data directly
     assert out["data_seeds"] == [2] and set(out["error"]["1"]) == {"w-o-l1", "dgs", "autoloss"}
     assert out["error"]["1"]["w-o-l1"] == pytest.approx(float(direct["test"][0].mean()), abs=1e-6)
     best = 1 + int(direct["best_valid"][1:].argmax())

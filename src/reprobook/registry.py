@@ -23,6 +23,8 @@ from typing import Callable
 
 import torch
 
+from .stats import derive_seed
+
 # The chapters of the book, in reading order: the one list every other module uses.
 CHAPTERS = ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr")
 # Shared code whose change can move any experiment's numbers.
@@ -94,8 +96,7 @@ class Context:
     def seed_for(self, *keys) -> int:
         """A seed for one part of a run (a cell, a split, a model), derived from the run's seed
         and the part's names by hashing: the one derivation every experiment uses."""
-        blob = repr((self.seed, *keys)).encode()
-        return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFFFFFF
+        return derive_seed(self.seed, *keys)
 
 
 _REGISTRY: dict[str, Experiment] = {}

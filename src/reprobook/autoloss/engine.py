@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..stats import derive_seed
 from .kernels import Controller, EMABaseline, final_reward, handcrafted_action, policy_loss, \
     shaping_reward
 
@@ -369,7 +370,7 @@ def train_controllers(task, parts: dict, lam, seeds, *, episodes: int, max_steps
     lanes = task(parts["train_ctrl"], parts["valid_ctrl"], lam, early_stop=True,
                  feature_weight=feature_weight, **lane_kw)
     gen_task, gen_ctrl = torch.Generator().manual_seed(task_seed), torch.Generator()
-    gen_ctrl.manual_seed(task_seed + 1)
+    gen_ctrl.manual_seed(derive_seed(task_seed, "controller"))
     worst = -math.inf if task.higher_better else math.inf
     best = torch.full((M,), worst)
     stopped = torch.zeros(M, dtype=torch.bool)
@@ -427,7 +428,7 @@ def test_controllers(task, parts: dict, ctrl: ControllerBank, lam, trials: int, 
     lanes = task(parts["train_task"], parts["valid_task"], lam, feature_weight=feature_weight,
                  **lane_kw)
     lanes.reset(torch.Generator().manual_seed(seed))
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "actions"))
     counts = torch.zeros(M * trials)
     for _ in range(max_steps):
         a = _sample(big, lanes.features, gen)

@@ -27,7 +27,7 @@ from .engine import ControllerBank, feature_scale, run_fixed, test_controllers, 
 from .kernels import make_classification_data, make_regression_data
 from .regression import OFFICIAL, RegressionLanes, partitions
 from .sensitivity import SETTINGS, summarise, weights_for
-from ..stats import paired_bootstrap  # noqa: E402
+from ..stats import derive_seed, paired_bootstrap
 
 RIVALS = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
 
@@ -132,8 +132,9 @@ def _controllers(task, parts, lanes: list, s: dict, seed: int, weights) -> tuple
         max_steps=s["episode_steps"], shaping=[ls.get("shaping", True) for ls in lanes],
         direction=[ls.get("direction", 1.0) for ls in lanes],
         use_baseline=[ls.get("use_baseline", True) for ls in lanes], feature_weight=weights,
-        task_seed=seed + 17, **per)
-    tested = test_controllers(task, parts, trained["controller"], lam, s["trials"], seed + 31,
+        task_seed=derive_seed(seed, "train-controllers"), **per)
+    tested = test_controllers(task, parts, trained["controller"], lam, s["trials"],
+                              derive_seed(seed, "test-controllers"),
                               s["steps"], feature_weight=weights)
     return trained, tested
 
@@ -262,13 +263,14 @@ def _transfer(task, trained, lanes: list, s: dict, seed: int) -> dict:
         specs = [("w-o-l1", 0, lam0)] + [(f"dgs@{lam:.4g}", 1, lam) for lam in s["dgs_lams"]]
         fixed = run_fixed(task, parts, [sp[2] for sp in specs for _ in range(T)],
                           [sp[1] for sp in specs for _ in range(T)], [0.0] * (len(specs) * T),
-                          seed=seed + k, max_steps=s["steps"])
+                          seed=derive_seed(seed, "transfer", k), max_steps=s["steps"])
         n = fixed["test"].shape[-1]
         test = fixed["test"].view(len(specs), T, n).mean((1, 2))
         valid = fixed["best_valid"].view(len(specs), T).mean(1)
         best = 1 + int(valid[1:].argmax())  # validation accuracy: higher is better
         auto = test_controllers(task, parts, trained["controller"], [ls["lam"] for ls in lanes],
-                                T, seed + 31 + k, s["steps"])["test"][idx]
+                                T, derive_seed(seed, "transfer-controllers", k),
+                                s["steps"])["test"][idx]
         out["error"][str(k)] = {"w-o-l1": float(test[0]), "dgs": float(test[best]),
                                 "autoloss": float(auto.mean())}
         out["dgs_picked"][str(k)] = specs[best][0]
@@ -308,6 +310,9 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
     values["vs_hi"] = {m: vs[m]["hi"] for m in RIVALS}  # AutoLoss minus each rival: CI top
     _, values["w_o_l1_minus_dgs_lo"], _ = paired_bootstrap(per_row["w-o-l1"].cpu(), per_row["dgs"].cpu(),
                                                            s["n_boot"], seed)
+    # report §4: the hand-crafted S1 against joint minimisation (DGS), paired on the test rows
+    s1 = paired_bootstrap(per_row["s1"].cpu(), per_row["dgs"].cpu(), s["n_boot"], seed)
+    values["s1_minus_dgs"] = dict(zip(("mean", "lo", "hi"), s1))
     values["autoloss_sweep"] = _sweep(lanes, tested)
     values["controller"] = _history(trained, lanes)
     t_tr = time.perf_counter()
@@ -318,10 +323,10 @@ def classification_experiment(s: dict, seed: int = 0) -> dict:
     scale = feature_scale(task, parts, 300)
     K = s["frozen"]
     bank = ControllerBank(task.n_features, CLS_OFFICIAL["hidden"], CLS_OFFICIAL["temperature"],
-                          [1000 + i for i in range(K)] * 2)
+                          [derive_seed(seed, "frozen", i) for i in range(K)] * 2)
     w = torch.cat([torch.ones(K, task.n_features), (1 / scale).expand(K, -1)])
     frozen = test_controllers(task, parts, bank, [lam0] * (2 * K), s["frozen_trials"],
-                              seed + 57, s["steps"], feature_weight=w)
+                              derive_seed(seed, "frozen-test"), s["steps"], feature_weight=w)
     acc = 1 - frozen["test"].mean(-1)  # (2K, trials)
     values["frozen"] = {}
     for j, name in enumerate(("raw", "normalised")):
@@ -378,7 +383,8 @@ registry.register(registry.Experiment(
     name="autoloss_classification", chapter="autoloss", compute=classification, modules=_CORE,
     slice=_slice,
     outputs=("error", "acc", "error_trials", "picked", "vs_autoloss", "vs_hi", "l1_fraction",
-             "dgs_sweep", "w_o_l1_minus_dgs_lo", "autoloss_sweep", "controller", "transfer",
+             "dgs_sweep", "w_o_l1_minus_dgs_lo", "s1_minus_dgs", "autoloss_sweep", "controller",
+             "transfer",
              "frozen", "frozen_range_raw_minus_normalised", "feature_scale", "runtime_s",
              "n_ctrl_seeds")))
 registry.register(registry.Experiment(

@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..stats import spearman
+from ..stats import derive_seed, spearman
 from .kernels import Controller, EMABaseline, inception_score, reinforce_step, segment_reward
 
 G_ACTION, D_ACTION = 0, 1  # official GAN trainer: action 0 = generator, 1 = discriminator
@@ -254,7 +254,7 @@ class OnlineController:
         self.opt = torch.optim.Adam(self.policy.parameters(), s["ctrl_lr"])
         self.baseline = EMABaseline(s["baseline_decay"], s["adv_clip"])
         self.s, self.use_baseline = s, use_baseline
-        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.gen = torch.Generator().manual_seed(derive_seed(seed, "actions"))
         self.feats, self.acts, self.updates, self.rewards = [], [], 0, []
 
     def act(self, x: list) -> int:
@@ -294,8 +294,8 @@ def train_gan(s: dict, clf: nn.Module, x_train, seed: int, ratio: str | None = N
     g, d = g.to(device), d.to(device)
     opt_g = torch.optim.Adam(g.parameters(), s["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), s["lr"], betas=(0.5, 0.999))
-    gen = torch.Generator().manual_seed(seed + 7)
-    eval_gen = lambda: torch.Generator().manual_seed(seed + 99)  # same noise every evaluation
+    gen = torch.Generator().manual_seed(derive_seed(seed, "gan-noise"))
+    eval_gen = lambda: torch.Generator().manual_seed(derive_seed(seed, "eval-noise"))  # same noise every evaluation
     x_train = x_train.to(device) * 2 - 1  # tanh range
     fixed = schedule_actions(*parse_ratio(ratio), s["steps"]) if ratio else None
     curve = [gan_is(g, clf, s["eval_samples"], s["splits"], eval_gen())]
@@ -394,7 +394,7 @@ def gan_experiment(s: dict, seed: int = 0, classifier=None, device="cpu") -> dic
     runs, times = {}, {}
     for name in s["schedules"] + s["controllers"]:
         t1 = time.perf_counter()
-        ctrl = None if ":" in name else OnlineController(s, seed + 1000,
+        ctrl = None if ":" in name else OnlineController(s, derive_seed(seed, "online-controller"),
                                                           name != "autoloss-no-baseline")
         runs[key_of(name)] = train_gan(s, clf, data[0], seed, name if ":" in name else None,
                                        ctrl, offset, device)
