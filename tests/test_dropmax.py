@@ -484,3 +484,42 @@ def test_pathology_cells_and_summary_names():
     assert set(out["rho_nt"]) == ({ex.variant_name(*v) for v in ex.PATHOLOGY_VARIANTS}
                                   | {"code-class-free-linear", "code-class-forced-linear"})
     assert out["rho_nt_seeds"]["code-class-free-linear"] == 3
+
+
+def test_mnist_variants_read_amat_and_train_or_say_what_is_missing(tmp_path, monkeypatch):
+    """The poster's MNIST variations: without the files, one line naming the missing file and
+    no record; with (tiny, hand-written) .amat files listed in MD5SUMS, the pixels and labels
+    read back as written and a cell trains."""
+    import hashlib
+    from reprobook import runner
+    from reprobook.data import MissingData
+    from reprobook.dropmax import exp_variants as ev
+
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    monkeypatch.setenv("REPRO_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("REPRO_EVIDENCE", "none")
+    ev.load_variant.cache_clear()
+    with pytest.raises(MissingData, match="mnist_background_random_train.amat is missing"):
+        ev.load_variant("rb")
+    rng = np.random.default_rng(0)
+    sums = []
+    for name, (folder, train, test) in ev.VARIANTS.items():
+        (tmp_path / "mnist_variations" / folder).mkdir(parents=True)
+        for fname, n in ((train, 40), (test, 20)):
+            x = rng.random((n, 784)).round(4)
+            y = np.arange(n) % 10
+            path = tmp_path / "mnist_variations" / folder / fname
+            np.savetxt(path, np.column_stack([x, y]), fmt="%.4f")
+            sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  mnist_variations/{folder}/{fname}")
+            if name == "rb" and fname == train:
+                want_x, want_y = x, y
+    (tmp_path / "MD5SUMS").write_text("\n".join(sums) + "\n")
+    ev.load_variant.cache_clear()
+    d = ev.load_variant("rb")
+    assert d["x_train"].shape == (40, 1, 28, 28) and d["y_train"].tolist() == want_y.tolist()
+    assert np.allclose(d["x_train"][3, 0].numpy().ravel(), want_x[3], atol=1e-6)
+    r = runner.Runner("dropmax", "small")
+    rec = r.run("dropmax_mnist_variants", epochs=1, test_n=20, seeds=[0])
+    assert rec is not None and not r.missing.get("dropmax_mnist_variants")
+    assert 0 <= rec["values"]["rb-softmax-err"] <= 100 and "br-dropmax-ece" in rec["values"]
+    ev.load_variant.cache_clear()

@@ -54,3 +54,27 @@ def dead_class_table(cells: list):
             "the same, after epoch 10": round(h["zero_target"][min(9, len(h["zero_target"]) - 1)], 3),
             "final training loss": round(h["loss"][-1], 3)}
     return pd.DataFrame(rows).T
+
+
+def alpha_table(v: dict):
+    """``dropmax_alpha_sweep``: median test and mean validation error per variant, then the two
+    paired gains (points, 95 % interval) the ledger judges."""
+    import pandas as pd
+    rows = pd.DataFrame({"test error (%)": v["error"], "validation error (%)": v["val_error"]})
+    gains = {"term off minus on (alpha 10)": v["variational_gain"]}
+    if "alpha_gain" in v:
+        gains[f"alpha 0 minus alpha {v['alpha_gain']['alpha']:g}"] = v["alpha_gain"]
+    gain_rows = pd.DataFrame({k: {"paired gain (points)": g["mean"],
+                                  "95 % interval": f"[{g['lo']:.2f}, {g['hi']:.2f}]",
+                                  "seeds": g["seeds"]} for k, g in gains.items()}).T
+    return rows.round(2), gain_rows
+
+
+def variants_table(v: dict):
+    """``dropmax_mnist_variants``: test error and ECE (%) per variant and model."""
+    import pandas as pd
+    rows = {(var, model): {"test error (%)": v.get(f"{var}-{model}-err"),
+                           "ECE (%)": v.get(f"{var}-{model}-ece")}
+            for var in ("rb", "br") for model in ("softmax", "dropmax")
+            if f"{var}-{model}-err" in v}
+    return pd.DataFrame(rows).T.round(2)
