@@ -771,7 +771,7 @@ def test_transfer_runs_baselines_and_the_trained_controllers_on_the_other_data_s
     from reprobook.autoloss.classification import ClassificationLanes, cls_partitions
     from reprobook.autoloss.engine import ControllerBank, run_fixed
     from reprobook.autoloss.experiments import _transfer
-    from reprobook.stats import derive_seed
+    from reprobook.registry import derive_seed
 
     s = {"trials": 1, "transfer_seeds": [2], "dgs_lams": [1e-4, 1e-1], "steps": 30}
     bank = ControllerBank(ClassificationLanes.n_features, 16, 2.0, [5])

@@ -23,8 +23,6 @@ from typing import Callable
 
 import torch
 
-from .stats import derive_seed
-
 # The chapters of the book, in reading order: the one list every other module uses.
 CHAPTERS = ("dropmax", "autoloss", "concrete_dropout", "gsc", "htsr")
 # Shared code whose change can move any experiment's numbers.
@@ -82,6 +80,14 @@ class Experiment:
         for rel in (*sorted(self.modules), *SHARED_COMPUTE):
             h.update(rel.encode() + b"\0" + code_text(SRC / rel))
         return h.hexdigest()[:16]
+
+
+def derive_seed(seed: int, *keys) -> int:
+    """A seed for one part of a run (a cell, a split, a model, a noise stream), derived from
+    the run's seed and the part's names by hashing: the one derivation every experiment uses
+    (:meth:`Context.seed_for`), in place of literal offsets."""
+    blob = repr((seed, *keys)).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass

@@ -1,19 +1,10 @@
 """The statistics verdicts rely on, defined once: rank correlation, paired intervals."""
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 from scipy import stats as _st
-
-
-def derive_seed(seed: int, *keys) -> int:
-    """A seed for one part of a run (a cell, a split, a model, a noise stream), derived from
-    the run's seed and the part's names by hashing: the one derivation every experiment uses
-    (:meth:`reprobook.registry.Context.seed_for`), in place of literal offsets."""
-    blob = repr((seed, *keys)).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFFFFFF
 
 
 def spearman(x, y) -> float:

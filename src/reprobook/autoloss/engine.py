@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..stats import derive_seed
+from ..registry import derive_seed
 from .kernels import Controller, EMABaseline, final_reward, handcrafted_action, policy_loss, \
     shaping_reward
 

@@ -27,7 +27,8 @@ from .engine import ControllerBank, feature_scale, run_fixed, test_controllers, 
 from .kernels import make_classification_data, make_regression_data
 from .regression import OFFICIAL, RegressionLanes, partitions
 from .sensitivity import SETTINGS, summarise, weights_for
-from ..stats import derive_seed, paired_bootstrap
+from ..registry import derive_seed
+from ..stats import paired_bootstrap
 
 RIVALS = ["w-o-l1", "alternate", "dgs", "s1", "s2", "s3"]
 

@@ -40,7 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..stats import derive_seed, spearman
+from ..registry import derive_seed
+from ..stats import spearman
 from .kernels import Controller, EMABaseline, inception_score, reinforce_step, segment_reward
 
 G_ACTION, D_ACTION = 0, 1  # official GAN trainer: action 0 = generator, 1 = discriminator
