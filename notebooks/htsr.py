@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -297,10 +299,11 @@ htsr.speed_table(null_seconds, pre, mini, mcfg["n_train"])
 # ### Paper scale: the `full` cells a lent GPU computed
 #
 # `full` is the authors' protocol (50,000 images, 100 epochs, 10 runs per batch size). A short
-# lease of one GPU ran its cheapest cells, largest batch first (`tools/full_cells.py`): their
-# records are committed under `results/full/`, and a complete `full` run reuses them, but they
-# are not this chapter's evidence, since most of the sweep, and so every claim about it, is
-# missing. What they show: the time per step on that GPU, hence the cost of the rest, and the
+# lease of one GPU ran its cheapest cells, largest batch first (`tools/full_cells.py`). They
+# are not this chapter's evidence: most of the sweep, and so every claim about it, is missing,
+# and the code that computes them has changed since (the experiments moved onto the registry),
+# so their records are archived under `results/archive/` and a complete `full` run recomputes
+# them. What they show: the time per step on that GPU, hence the cost of the rest, and the
 # accuracies the authors' network reaches at the authors' length.
 
 # %% tags=["remove-input"]

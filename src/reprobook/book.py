@@ -423,18 +423,26 @@ def bench_table(group: str):
 
 def partial_run(chapter: str, profile: str = "full"):
     """The cells of ``profile`` that a partial run computed (``tools/full_cells.py`` on a lent
-    GPU; ``results/<profile>/<chapter>.cells.json``): a sentence with the projected time of the
-    rest, the measured time of each cell and the accuracies its records hold (a sentence alone
-    when there is no such run). These records are not the chapter's evidence (no complete
-    run); a later complete run of ``profile`` reuses them."""
-    path = committed_root() / profile / f"{chapter}.cells.json"
+    GPU; ``results/<profile>/<chapter>.cells.json``, else the newest archived one,
+    ``results/archive/<commit>/<profile>/``): a sentence with the projected time of the rest,
+    the measured time of each cell and the accuracies its records hold (a sentence alone when
+    there is no such run). These records are not the chapter's evidence (no complete run); a
+    later complete run of ``profile`` reuses current ones and recomputes archived ones."""
+    root = committed_root()
+    path = root / profile / f"{chapter}.cells.json"
+    archived = not path.exists()
+    if archived:
+        found = sorted((root / "archive").glob(f"*/{profile}/{chapter}.cells.json"),
+                       key=lambda p: p.stat().st_mtime)
+        path = found[-1] if found else path
+        root = path.parent.parent
     if not evidence_enabled() or not path.exists():
         return [Markdown(f"No partial `{profile}` run of this chapter is committed"
                          f"{'' if evidence_enabled() else ' (committed evidence is off)'}.")]
     plan = json.loads(path.read_text())
     timing = pd.DataFrame([{"cell": c["cell"], "SGD steps": c["steps"], "seconds": c["seconds"],
                             "ms per step": 1000 * c["s_per_step"]} for c in plan["computed"]])
-    recs = [r for r in Store(committed_root()).records(profile=profile)
+    recs = [r for r in Store(root).records(profile=profile)
             if chapter_of(r["experiment"]) == chapter]
     stale = sum(is_stale(r) for r in recs)
     accs = pd.DataFrame([{"experiment": r["experiment"], "batch": r["config"].get("batch"),
@@ -452,7 +460,11 @@ def partial_run(chapter: str, profile: str = "full"):
             f"at the fastest and slowest rates measured ({1000 * rates[0]:.1f} and "
             f"{1000 * rates[-1]:.1f} ms per step). Left out because its training rows do not fit "
             f"in memory: {', '.join(c['cell'] for c in plan['not_run'] if 'why' in c) or 'none'}."
-            + (f" {stale} of these records were written by code that has changed since (stale): "
+            + (f" These records are archived (`{path.parent.relative_to(committed_root())}`): "
+               f"{stale} of {len(recs)} were written by code that has changed since, so they "
+               "show what that GPU run measured, judge nothing, and a complete run recomputes "
+               "them." if archived else
+               f" {stale} of these records were written by code that has changed since (stale): "
                "they show what that GPU run measured, and a complete run recomputes them."
                if stale else ""))
     return [Markdown(text),
