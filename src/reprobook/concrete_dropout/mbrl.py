@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from .kernels import (DENSE_TEMPERATURE, concrete_mask, gaussian_mc_log_likelihood,
                       stacked_regularizer)
+from ..registry import derive_seed
 from ..stats import spearman
 from .models import _uniform
 from .rl import THETA_LIMIT, X_LIMIT, cartpole_reset, cartpole_step
@@ -294,7 +295,8 @@ def run_mbrl(stages: int, seeds: int, max_steps: int = 200, random_episodes: int
     runs = [(k, r) for k in range(stages) for r in range(seeds)]
     Xr, Yr = X[[r for _, r in runs]], Y[[r for _, r in runs]]
     nr = torch.tensor([sizes[k][r] for k, r in runs])
-    refit = StackedDynamicsNet(len(runs), width, depth, lengthscale, init_p, seed + 1)
+    refit = StackedDynamicsNet(len(runs), width, depth, lengthscale, init_p,
+                              derive_seed(seed, "refit"))
     refit.standardise(Xr, Yr, nr)
     t1 = time.perf_counter()
     train_steps(refit, torch.optim.Adam(refit.parameters(), lr=lr), Xr, Yr, nr, fit_steps, batch, g)
