@@ -69,7 +69,8 @@ class Experiment:
     summarise: Callable | None = None  # ([cell values], cfg) -> values
     checkpoint: bool = False  # compute resumes from ctx.checkpoint
     cpus: int = 1  # what one cell needs (Ray resources); one GPU per cell on CUDA
-    slice: Callable | None = None  # cfg -> (short cfg, scale): `plan` times it x scale
+    slice: Callable | None = None  # cfg -> (short cfg, scale), or a list of such pairs whose
+    # times x scales add up (a linear fit in two knobs): `plan` times them
     memory_gb: Callable | None = None  # cfg -> GB one cell needs (for `plan`)
     missing: tuple = ()  # exceptions that mean "cannot run here" (no data or weights offline)
     profiles: dict | None = None  # its own profile sections, for a chapter whose PROFILES lack it

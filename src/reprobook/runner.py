@@ -231,11 +231,17 @@ class Runner:
                    "done": self.store.find(rec_name, c, self.profile, quiet=True) is not None,
                    "memory_gb": exp.memory_gb(c) if exp.memory_gb else None, "seconds": None}
             if time_slices and exp.slice and not row["done"]:
-                short, scale = exp.slice(c)
-                key = config_hash({k: v for k, v in short.items() if k not in SAME_COST})
-                if key not in timed:
-                    timed[key] = _compute_cell(name, short, int(c.get("seed", 0)), self.device)[2]
-                row["seconds"] = timed[key] * scale
+                parts = exp.slice(c)  # (short cfg, scale), or several whose times add up
+                if isinstance(parts, list) and not timed:  # a difference of two timings:
+                    _compute_cell(name, parts[0][0], int(c.get("seed", 0)), self.device)  # warm
+                seconds = 0.0
+                for short, scale in ([parts] if isinstance(parts, tuple) else parts):
+                    key = config_hash({k: v for k, v in short.items() if k not in SAME_COST})
+                    if key not in timed:
+                        timed[key] = _compute_cell(name, short, int(c.get("seed", 0)),
+                                                   self.device)[2]
+                    seconds += timed[key] * scale
+                row["seconds"] = max(seconds, 0.0)
             rows.append(row)
         return rows
 
