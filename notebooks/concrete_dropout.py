@@ -241,7 +241,11 @@ display(Markdown(
 # with a speed-up over a grid search. We time one Concrete run and a grid over one $p$ shared by
 # every layer (each point a full run on the same splits, epochs and batches), per set. A grid
 # search must run all its points; a grid per layer would cost $|\text{grid}|^3$ runs, and the
-# best point is picked on the test log-likelihood, so this ratio is a lower bound.
+# best point is picked on the test log-likelihood, so this ratio is a lower bound. The claim is
+# a speed-up *for a comparable result*: where the grid's best point beats Concrete's
+# log-likelihood by more than 0.1 nats, Concrete's speed bought a worse model, and the claim
+# does not hold. That happens where the learned $p$ collapses towards 0 (dropout effectively
+# off, the last column), which leaves the network to fit the noise.
 
 # %% tags=["remove-input"]
 grid = run.run("cd_grid_search_timing")["values"]

@@ -122,7 +122,9 @@ def plan(chapters: list[str], profile: str, device: str, time_slices: bool = Tru
             secs = sum(c["seconds"] or 0 for c in todo)
             untimed = sum(c["seconds"] is None for c in todo)
             mem = max((c["memory_gb"] or 0 for c in cells), default=0)
-            cost = (f"projected {secs / 3600:.2f} h on one worker here" if not untimed else
+            missing = sorted({c["cannot_run"] for c in todo if c.get("cannot_run")})
+            cost = (f"cannot run here ({missing[0]})" if missing else
+                    f"projected {secs / 3600:.2f} h on one worker here" if not untimed else
                     f"{untimed} not timed (the experiment declares no short slice)")
             print(f"{ch}/{name}: {len(cells)} cells, {len(todo)} to run, {cost}"
                   + (f", {mem:.1f} GB per cell" if mem else ""))

@@ -238,10 +238,15 @@ class Runner:
                 for short, scale in ([parts] if isinstance(parts, tuple) else parts):
                     key = config_hash({k: v for k, v in short.items() if k not in SAME_COST})
                     if key not in timed:
-                        timed[key] = _compute_cell(name, short, int(c.get("seed", 0)),
-                                                   self.device)[2]
-                    seconds += timed[key] * scale
-                row["seconds"] = max(seconds, 0.0)
+                        values, _, secs = _compute_cell(name, short, int(c.get("seed", 0)),
+                                                        self.device)
+                        timed[key] = (values[MISSING], None) if MISSING in values else (None, secs)
+                    why, secs = timed[key]
+                    if why is not None:  # no data or weights here: no time to project
+                        row["cannot_run"], seconds = why, None
+                        break
+                    seconds += secs * scale
+                row["seconds"] = None if seconds is None else max(seconds, 0.0)
             rows.append(row)
         return rows
 

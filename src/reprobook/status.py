@@ -68,6 +68,10 @@ def plan_table(profile: str = "full") -> tuple[pd.DataFrame, str] | None:
         cells=("cell", "size"), to_run=("done", lambda d: int((~d).sum())),
         hours=("seconds", lambda s: s.sum() / 3600 if s.notna().all() else float("nan")),
         memory_gb=("memory_gb", "max")).round({"hours": 2, "memory_gb": 1})
+    blocked = sorted(set(rows.loc[rows["cannot_run"].notna(), "experiment"])) \
+        if "cannot_run" in rows else []
+    cannot = (f"; of these, {', '.join(blocked)} cannot run on that machine (no data or "
+              "weights there)" if blocked else "")
     hw = doc.get("hardware", {})
     device = doc.get("device")
     if device in (None, "auto"):  # a plan asked for "auto" ran where auto resolved
@@ -75,9 +79,9 @@ def plan_table(profile: str = "full") -> tuple[pd.DataFrame, str] | None:
     note = (f"Planned on {hw.get('cpu_count')} CPUs ({hw.get('cpu_model') or hw.get('machine')}), "
             f"device {device}, commit {str(doc.get('commit'))[:8]}: "
             f"{table['hours'].sum():,.1f} hours of that machine for the experiments it could time "
-            f"(one worker; a cluster divides it by its workers). Not timed (— in the table: "
-            f"the experiment declares no short slice to time): "
-            f"{', '.join(table.index[table['hours'].isna()].get_level_values(1)) or 'none'}.")
+            f"(one worker; a cluster divides it by its workers). Not timed (— in the table): "
+            f"{', '.join(table.index[table['hours'].isna()].get_level_values(1)) or 'none'}"
+            f"{cannot} (the others declare no short slice to time).")
     return table, note
 
 

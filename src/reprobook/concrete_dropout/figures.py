@@ -17,6 +17,7 @@ def grid_table(v: dict):
     table.columns = ["test LL", "test RMSE", "training time (s)"]
     speed = pd.DataFrame({n: {"speed-up (grid time / Concrete time)": s["speedup"],
                               "best grid p": s["grid_best_p"],
-                              "best grid LL minus Concrete LL": s["grid_best_minus_concrete_ll"]}
+                              "best grid LL minus Concrete LL": s["grid_best_minus_concrete_ll"],
+                              "Concrete's largest learned p": max(s["concrete"]["p"].values())}
                           for n, s in v["sets"].items()}).T
-    return table.astype(float).round(3), speed.round(3)
+    return table.astype(float).round(3), speed.astype(float).round(4)
