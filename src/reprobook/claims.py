@@ -349,10 +349,12 @@ def judge_detail(check: dict, ours, claim: Claim, source: str | None = "paper") 
                   for b in (check["lo"], check["hi"]))  # one bound for all, or one per key
         inside = [lo[k] <= x <= hi[k] for k, x in zip(keys, xs)]
         ok = all(inside) if kind == "all-between" else any(inside)
-        bounds = (f"[{check['lo']}, {check['hi']}]" if not isinstance(check["lo"], dict)
-                  and not isinstance(check["hi"], dict) else "their bounds")
         word = "all" if kind == "all-between" else "any"
-        return ("reproduced" if ok else "not reproduced"), f"{word} in {bounds}? {shown}"
+        if not isinstance(check["lo"], dict) and not isinstance(check["hi"], dict):
+            return ("reproduced" if ok else "not reproduced"), \
+                f"{word} in [{check['lo']}, {check['hi']}]? {shown}"
+        each = "; ".join(f"{k} {x:.4g} in [{lo[k]:g}, {hi[k]:g}]" for k, x in zip(keys, xs))
+        return ("reproduced" if ok else "not reproduced"), f"{word} of: {each}?"
     if kind == "true":
         if not isinstance(ours, bool):
             raise TypeError(f"claim {claim.id}: a 'true' check needs a real boolean, got {ours!r}")
