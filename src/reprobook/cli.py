@@ -240,7 +240,9 @@ def main(argv=None) -> int:
             return 2
         copied, stale = copy_records(chapters, args.profile, runs=runs)
         print(f"{len(copied)} records copied into results/{args.profile}/"
-              + (f"; {len(stale)} stale records left out (rerun them): {', '.join(stale)}"
+              + (f"; {len(stale)} stale records left out (rerun them, or delete them from the "
+                 f"work root): {', '.join(stale)}. No manifest is written for a chapter with a "
+                 "stale record: its committed records are not yet a complete run"
                  if stale else ""))
         return 1 if stale else 0
     if args.cmd == "run":
