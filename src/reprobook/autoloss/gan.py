@@ -418,9 +418,15 @@ def gan(cfg: dict, ctx) -> tuple[dict, str]:
                 "MNIST via reprobook.data.load_mnist (REPRO_DATA)")
 
 
-def gan_slice(cfg: dict) -> tuple[dict, float]:
-    """The first two evaluations' worth of steps (at least a hundredth of the run) and the
-    classifier's steps cut by the same factor: the time is about linear in both."""
-    short = max(2 * cfg["eval_every"], cfg["steps"] // 100)
-    k = cfg["steps"] / short
-    return {**cfg, "steps": short, "clf_steps": max(1, int(cfg["clf_steps"] / k))}, k
+def gan_slice(cfg: dict) -> list[tuple[dict, float]]:
+    """Two short runs of the first fixed schedule, 20 and 40 steps with an evaluation every 20
+    (its samples shrunk so that it costs per step what the run's does): their difference is
+    20 steps, scaled to every schedule's and controller's run, and what is left of the first
+    (data, models, a one-step classifier) counts once. The IS classifier's own training, once
+    per experiment, is not projected."""
+    runs = len(cfg["schedules"]) + len(cfg["controllers"])
+    k = cfg["steps"] / 20 * runs
+    samples = max(10 * cfg["splits"], round(20 * cfg["eval_samples"] / cfg["eval_every"]))
+    short = {**cfg, "eval_every": 20, "eval_samples": samples, "schedules": cfg["schedules"][:1],
+             "controllers": [], "clf_steps": 1}
+    return [({**short, "steps": 20}, 2 - k), ({**short, "steps": 40}, k - 1)]
