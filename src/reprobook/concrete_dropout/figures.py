@@ -20,4 +20,5 @@ def grid_table(v: dict):
                               "best grid LL minus Concrete LL": s["grid_best_minus_concrete_ll"],
                               "Concrete's largest learned p": max(s["concrete"]["p"].values())}
                           for n, s in v["sets"].items()}).T
-    return table.astype(float).round(3), speed.astype(float).round(4)
+    table = table.astype(float).round(3)
+    return table.astype(object).where(table.notna(), "—"), speed.astype(float).round(4)

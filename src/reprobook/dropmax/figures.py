@@ -64,7 +64,7 @@ def alpha_table(v: dict):
     gains = {"term off minus on (alpha 10)": v["variational_gain"]}
     if "alpha_gain" in v:
         gains[f"alpha 0 minus alpha {v['alpha_gain']['alpha']:g}"] = v["alpha_gain"]
-    gain_rows = pd.DataFrame({k: {"paired gain (points)": g["mean"],
+    gain_rows = pd.DataFrame({k: {"paired gain (points)": round(g["mean"], 2),
                                   "95 % interval": f"[{g['lo']:.2f}, {g['hi']:.2f}]",
                                   "seeds": g["seeds"]} for k, g in gains.items()}).T
     return rows.round(2), gain_rows
