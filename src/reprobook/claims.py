@@ -484,13 +484,16 @@ def _fmt(v):
         return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.4g}"
-    if isinstance(v, dict) and all(_is_num(x) for x in v.values()):
+    if isinstance(v, dict):
         def order(k):
             try:
                 return (0, float(k), "")
             except ValueError:
                 return (1, 0.0, str(k))
-        return ", ".join(f"{k}: {v[k]:.4g}" for k in sorted(v, key=order))
+        if all(_is_num(x) for x in v.values()):
+            return ", ".join(f"{k}: {v[k]:.4g}" for k in sorted(v, key=order))
+        return "; ".join(f"{k}: ({_fmt(v[k])})" if isinstance(v[k], dict) else f"{k}: {_fmt(v[k])}"
+                         for k in sorted(v, key=order))  # nested: every number to 4 digits
     return str(v)
 
 
