@@ -17,7 +17,7 @@ import torch
 from .. import registry
 from ..data import MissingData, require
 from . import PROFILES as _CHAPTER
-from .experiments import class_split, train_one
+from .experiments import SIZES, _slice, mnist_split, train_one
 
 # variant -> (archive folder, train file, test file) of the MNIST variations
 VARIANTS = {
@@ -54,14 +54,6 @@ def load_variant(name: str) -> dict:
             "source": f"MNIST variations, {folder} (.amat)"}
 
 
-def split(name: str, per_class: int = 100) -> dict:
-    d = load_variant(name)
-    tr, va = class_split(d["y_train"], per_class)
-    return {"x": d["x_train"][tr], "y": d["y_train"][tr], "x_val": d["x_train"][va],
-            "y_val": d["y_train"][va], "x_test": d["x_test"], "y_test": d["y_test"],
-            "source": d["source"]}
-
-
 def _profile(name: str, seeds: list, epochs: int, **kw) -> dict:
     base = {k: v for k, v in _CHAPTER[name]["dropmax_mnist"].items() if k not in ("sizes", "seeds")}
     return {**base, "variants": list(VARIANTS), "seeds": seeds, "epochs": epochs, **kw}
@@ -79,7 +71,7 @@ def cells(cfg: dict) -> list[dict]:
 
 
 def cell(cfg: dict, ctx) -> tuple[dict, str]:
-    sp = split(cfg["variant"])
+    sp = mnist_split(SIZES["1k"], load_variant(cfg["variant"]))  # 100 images per class
     return train_one(MODELS[cfg["model"]], sp, cfg, device=ctx.device), sp["source"]
 
 
@@ -102,5 +94,4 @@ registry.register(registry.Experiment(
              "dropmax/exp_variants.py"),
     outputs=("seeds", "epochs", *(f"{v}-{m}-{k}" for v in VARIANTS for m in MODELS
                                   for k in ("err", "ece"))),
-    missing=(MissingData,),
-    slice=lambda cfg: ({**cfg, "epochs": 1, "test_n": 1000}, cfg["epochs"])))
+    missing=(MissingData,), slice=_slice))
